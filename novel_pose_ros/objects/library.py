@@ -1,0 +1,153 @@
+"""The object library: every object the estimator knows, from `config/objects.yaml` or a BOP models folder.
+
+YAML layout (paths relative to the YAML file):
+
+    models_info: path/to/models_info.json   # optional, BOP symmetries by id
+    objects:
+      - id: 1                 # integer, unique (the BOP obj_id when evaluating on BOP data)
+        name: toy_block       # unique string, used in ROS topics, TF frames and messages
+        mesh: ../meshes/toy_block.ply
+        units: m              # m | mm | auto
+        origin: keep          # keep | center_bbox
+        symmetries: none      # none | models_info | {discrete: [[16]], continuous: [{axis, offset}]}
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from novel_pose_ros.objects.mesh_loading import load_object
+from novel_pose_ros.types import ObjectModel
+
+LOGGER = logging.getLogger(__name__)
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # must be valid in ROS topic and TF frame names
+OBJECT_KEYS = {"id", "name", "mesh", "units", "origin", "symmetries"}
+
+
+class ObjectLibrary:
+    """Objects by name and by integer id (one mapping between the two)."""
+
+    def __init__(self, objects: list[ObjectModel]) -> None:
+        self._by_name: dict[str, ObjectModel] = {}
+        self._by_id: dict[int, ObjectModel] = {}
+        for obj in objects:
+            if obj.name in self._by_name:
+                raise ValueError(f"object name '{obj.name}' is used twice")
+            if obj.id in self._by_id:
+                raise ValueError(f"object id {obj.id} is used twice ('{self._by_id[obj.id].name}' and '{obj.name}')")
+            self._by_name[obj.name] = obj
+            self._by_id[obj.id] = obj
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __iter__(self) -> Iterator[ObjectModel]:
+        return iter(self._by_name.values())
+
+    def __contains__(self, key: object) -> bool:
+        return self.find(key) is not None  # type: ignore[arg-type]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def find(self, key: str | int) -> ObjectModel | None:
+        """The object named `key`, or with integer id `key` (also given as a digit string), else None."""
+        if isinstance(key, str):
+            if key in self._by_name:
+                return self._by_name[key]
+            return self._by_id.get(int(key)) if key.strip().isdigit() else None
+        return self._by_id.get(int(key))
+
+    def get(self, key: str | int) -> ObjectModel:
+        """Like `find`, but raises KeyError listing the known objects."""
+        obj = self.find(key)
+        if obj is None:
+            raise KeyError(f"unknown object '{key}' (known: {', '.join(self.names) or 'none'})")
+        return obj
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "ObjectLibrary":
+        """Load every object listed in an objects YAML file."""
+        path = Path(path).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"objects file {path}: not found")
+        try:
+            config = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"objects file {path}: invalid YAML ({exc})") from exc
+        entries = config.get("objects")
+        if not isinstance(entries, list) or not entries:
+            raise ValueError(f"objects file {path}: needs a non-empty 'objects' list")
+        models_info = _read_models_info(path.parent / config["models_info"]) if config.get("models_info") else {}
+        return cls([_object_from_entry(entry, i, path, models_info) for i, entry in enumerate(entries)])
+
+    @classmethod
+    def from_bop_models(cls, models_dir: str | Path, object_ids: list[int] | None = None) -> "ObjectLibrary":
+        """Objects of a BOP `models/` folder (obj_XXXXXX.ply in mm, symmetries from models_info.json).
+
+        Names are `obj_XXXXXX`, ids the BOP obj_ids.
+        """
+        models_dir = Path(models_dir).expanduser().resolve()
+        models_info = _read_models_info(models_dir / "models_info.json")
+        ids = sorted(int(k) for k in models_info) if object_ids is None else list(object_ids)
+        objects = []
+        for obj_id in ids:
+            entry = models_info.get(str(obj_id), {})
+            objects.append(load_object(
+                models_dir / f"obj_{obj_id:06d}.ply", object_id=obj_id, name=f"obj_{obj_id:06d}", units="mm",
+                symmetries={"discrete": entry.get("symmetries_discrete"), "continuous": entry.get("symmetries_continuous")},
+            ))
+        return cls(objects)
+
+
+def _read_models_info(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"models_info {path}: not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"models_info {path}: invalid JSON ({exc})") from exc
+
+
+def _object_from_entry(entry: Any, index: int, yaml_path: Path, models_info: dict[str, Any]) -> ObjectModel:
+    where = f"objects file {yaml_path}, object #{index}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(entry).__name__}")
+    unknown = set(entry) - OBJECT_KEYS
+    missing = {"id", "name", "mesh"} - set(entry)
+    if unknown or missing:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)} / missing keys {sorted(missing)}")
+    name = str(entry["name"])
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"{where}: name '{name}' must start with a letter and use only letters, digits and '_'")
+    try:
+        object_id = int(entry["id"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: id must be an integer, got {entry['id']!r}") from exc
+    return load_object(
+        yaml_path.parent / str(entry["mesh"]),
+        object_id=object_id,
+        name=name,
+        units=str(entry.get("units", "auto")),
+        origin=str(entry.get("origin", "keep")),
+        symmetries=_symmetry_spec(entry.get("symmetries", "none"), object_id, models_info, where),
+    )
+
+
+def _symmetry_spec(value: Any, object_id: int, models_info: dict[str, Any], where: str) -> dict[str, Any]:
+    if value in (None, "none"):
+        return {}
+    if value == "models_info":
+        if str(object_id) not in models_info:
+            raise ValueError(f"{where}: symmetries: models_info, but models_info has no entry for id {object_id}")
+        entry = models_info[str(object_id)]
+        return {"discrete": entry.get("symmetries_discrete"), "continuous": entry.get("symmetries_continuous")}
+    if isinstance(value, dict) and set(value) <= {"discrete", "continuous"}:
+        return value
+    raise ValueError(f"{where}: symmetries must be none, models_info or {{discrete, continuous}}, got {value!r}")

@@ -1,0 +1,1 @@
+"""Inference back ends behind one interface (PyTorch, ONNX Runtime, TensorRT)."""

@@ -1,0 +1,1 @@
+"""Training our own weights: datasets rendered from meshes we may train on, losses, the loop."""
