@@ -30,7 +30,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif")
 @dataclass(frozen=True)
 class GtInstance:
     """One annotated object instance. T_cam_obj in metres; the visibility fields come from
-    scene_gt_info.json (None when the dataset has none); boxes are (x, y, w, h) pixels."""
+    scene_gt_info.json (None when the dataset has none); boxes are BOP's (x, y, w, h) with
+    w = x_max − x_min (see `bop_box`)."""
 
     obj_id: int
     T_cam_obj: np.ndarray
@@ -62,6 +63,7 @@ class BopImage:
     image_path: Path
     depth_path: Path | None
     gt: tuple[GtInstance, ...]
+    depth_expected: bool = False  # the scene has a depth/ folder, whether or not this image's file exists
 
     def load_rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB (grey images are replicated to three channels)."""
@@ -101,10 +103,23 @@ def _find_image(folder: Path, im_id: int) -> Path | None:
     return None
 
 
+def pose_from_gt_entry(entry: dict) -> np.ndarray:
+    """T_cam_obj (metres) of a scene_gt.json entry."""
+    R = np.asarray(entry["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
+    t = np.asarray(entry["cam_t_m2c"], dtype=np.float64).reshape(3) * M_PER_MM
+    return make_T(R, t)
+
+
+def bop_box(box_xywh: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """BOP's box for a pixel box (x, y, w, h) with w = pixel count: the BOP toolkit stores
+    x_max − x_min, one less (COCO and CNOS files keep the pixel count)."""
+    x, y, w, h = box_xywh
+    return int(x), int(y), int(w) - 1, int(h) - 1
+
+
 def _gt_instance(entry: dict, info: dict | None, where: str) -> GtInstance:
     try:
-        R = np.asarray(entry["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
-        t = np.asarray(entry["cam_t_m2c"], dtype=np.float64).reshape(3) * M_PER_MM
+        T_cam_obj = pose_from_gt_entry(entry)
         obj_id = int(entry["obj_id"])
     except (KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{where}: malformed ground-truth entry ({exc})") from exc
@@ -112,7 +127,7 @@ def _gt_instance(entry: dict, info: dict | None, where: str) -> GtInstance:
     box = lambda key: tuple(int(v) for v in info[key]) if key in info else None  # noqa: E731
     return GtInstance(
         obj_id=obj_id,
-        T_cam_obj=make_T(R, t),
+        T_cam_obj=T_cam_obj,
         bbox_obj=box("bbox_obj"),
         bbox_visib=box("bbox_visib"),
         px_count_all=info.get("px_count_all"),
@@ -142,7 +157,8 @@ def read_scene(scene_dir: Path) -> dict[int, BopImage]:
         info_entries = infos.get(key, [None] * len(entries))
         gt = tuple(_gt_instance(e, i, f"{scene_dir / 'scene_gt.json'} image {im_id} #{n}")
                    for n, (e, i) in enumerate(zip(entries, info_entries)))
-        images[im_id] = BopImage(scene_id, im_id, K, float(camera.get("depth_scale", 1.0)), image_path, depth_path, gt)
+        images[im_id] = BopImage(scene_id, im_id, K, float(camera.get("depth_scale", 1.0)), image_path, depth_path, gt,
+                                 depth_expected=(scene_dir / "depth").is_dir())
     return images
 
 
@@ -230,6 +246,11 @@ def scene_camera_entry(K: np.ndarray, depth_scale_mm: float) -> dict[str, Any]:
 def scene_gt_entry(obj_id: int, T_cam_obj: np.ndarray) -> dict[str, Any]:
     T = np.asarray(T_cam_obj, dtype=np.float64)
     return {"cam_R_m2c": T[:3, :3].ravel().tolist(), "cam_t_m2c": (T[:3, 3] / M_PER_MM).tolist(), "obj_id": int(obj_id)}
+
+
+def as_stored_in_scene_gt(T_cam_obj: np.ndarray) -> np.ndarray:
+    """The pose exactly as it reads back from scene_gt.json (the mm conversion rounds in the last bits)."""
+    return pose_from_gt_entry(scene_gt_entry(0, T_cam_obj))
 
 
 def write_json(path: Path, data: Any) -> None:

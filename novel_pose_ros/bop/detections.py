@@ -47,16 +47,20 @@ def decode_mask(segmentation: dict) -> np.ndarray:
     return coco_mask.decode(rle).astype(bool)
 
 
-def write_detections_json(path: str | Path, detections: list[BopDetection]) -> None:
-    entries = []
-    for d in detections:
-        entry = {
-            "scene_id": d.scene_id, "image_id": d.im_id, "category_id": d.obj_id,
-            "bbox": [float(v) for v in d.bbox_xywh], "score": float(d.score), "time": float(d.time_s),
-        }
-        if d.mask is not None:
-            entry["segmentation"] = encode_mask(d.mask)
-        entries.append(entry)
+def detection_entry(d: BopDetection) -> dict:
+    """The JSON entry of one detection (mask RLE-encoded), so writers can drop masks as they go."""
+    entry = {
+        "scene_id": d.scene_id, "image_id": d.im_id, "category_id": d.obj_id,
+        "bbox": [float(v) for v in d.bbox_xywh], "score": float(d.score), "time": float(d.time_s),
+    }
+    if d.mask is not None:
+        entry["segmentation"] = encode_mask(d.mask)
+    return entry
+
+
+def write_detections_json(path: str | Path, detections: list[BopDetection] | list[dict]) -> None:
+    """Write detections (BopDetection objects, or entries already made by `detection_entry`)."""
+    entries = [d if isinstance(d, dict) else detection_entry(d) for d in detections]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(entries))

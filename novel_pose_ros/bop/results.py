@@ -74,7 +74,8 @@ def _parse_row(row: list[str], line: int) -> PoseResult:
     if not (np.all(np.isfinite(R)) and np.all(np.isfinite(t)) and np.isfinite(score)):
         raise ValueError("non-finite value in R, t or score")
     R = R.reshape(3, 3)
-    if not is_rotation(R, atol=1e-3):
+    # Published BOP ground truth is orthonormal only to ~2e-3 (LM-O): accept it as written.
+    if not is_rotation(R, atol=1e-2):
         raise ValueError("R is not a rotation matrix")
     return PoseResult(scene_id, im_id, obj_id, score, make_T(R, t * M_PER_MM), time_s, line=line)
 

@@ -6,9 +6,16 @@ import logging
 import sys
 
 from novel_pose_ros import __version__
-from novel_pose_ros.cli import bench_cmd, demo_cmd, templates_cmd
+from novel_pose_ros.cli import (
+    bench_cmd,
+    demo_cmd,
+    detections_cmd,
+    eval_cmd,
+    synth_cmd,
+    templates_cmd,
+)
 
-COMMAND_GROUPS = (templates_cmd, bench_cmd, demo_cmd)
+COMMAND_GROUPS = (templates_cmd, bench_cmd, demo_cmd, eval_cmd, synth_cmd, detections_cmd)
 # Errors caused by what the user gave us: reported in one line, exit code 2.
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError)
 

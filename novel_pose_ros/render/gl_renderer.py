@@ -27,6 +27,7 @@ from novel_pose_ros.types import ObjectModel
 
 LOGGER = logging.getLogger(__name__)
 MAX_CACHED_MESHES = 64
+MAX_CACHED_FRAMEBUFFERS = 4
 
 VERTEX_SHADER = """
 #version 330
@@ -96,13 +97,16 @@ class GLRenderer:
                 "renderer: an NVIDIA GPU is present but EGL uses the CPU (llvmpipe); rendering will be slow. "
                 "In containers set NVIDIA_DRIVER_CAPABILITIES to include 'graphics'."
             )
-        self.program = self.ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
+        with self.ctx:
+            self.program = self.ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
         self._meshes: OrderedDict[str, tuple] = OrderedDict()
-        self._framebuffers: dict[tuple[int, int], object] = {}
+        self._framebuffers: OrderedDict[tuple[int, int], object] = OrderedDict()
 
     def _framebuffer(self, width: int, height: int):
         key = (width, height)
-        if key not in self._framebuffers:
+        if key in self._framebuffers:
+            self._framebuffers.move_to_end(key)
+        else:
             self._framebuffers[key] = self.ctx.framebuffer(
                 color_attachments=[
                     self.ctx.renderbuffer((width, height), components=4, dtype="f1"),
@@ -110,6 +114,11 @@ class GLRenderer:
                 ],
                 depth_attachment=self.ctx.depth_renderbuffer((width, height)),
             )
+            while len(self._framebuffers) > MAX_CACHED_FRAMEBUFFERS:
+                _, old = self._framebuffers.popitem(last=False)
+                for attachment in (*old.color_attachments, old.depth_attachment):
+                    attachment.release()
+                old.release()
         return self._framebuffers[key]
 
     def _mesh(self, obj: ObjectModel):
@@ -148,7 +157,11 @@ class GLRenderer:
         lighting: Lighting = AMBIENT_ONLY,
     ) -> RenderResult:
         K = check_render_args(instances, K, width, height)
-        width, height = int(width), int(height)
+        # Several renderers may live in one process (each with its own context): make ours current.
+        with self.ctx:
+            return self._render(instances, K, int(width), int(height), lighting)
+
+    def _render(self, instances: Sequence[Instance], K: np.ndarray, width: int, height: int, lighting: Lighting) -> RenderResult:
         fbo = self._framebuffer(width, height)
         fbo.use()
         fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
@@ -177,13 +190,14 @@ class GLRenderer:
 
     def release(self) -> None:
         """Free GL resources (the context is released too)."""
-        for vao, vbo, texture in self._meshes.values():
-            vao.release()
-            vbo.release()
-            if texture is not None:
-                texture.release()
-        self._meshes.clear()
-        self._framebuffers.clear()
+        with self.ctx:
+            for vao, vbo, texture in self._meshes.values():
+                vao.release()
+                vbo.release()
+                if texture is not None:
+                    texture.release()
+            self._meshes.clear()
+            self._framebuffers.clear()
         self.ctx.release()
 
 

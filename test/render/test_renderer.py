@@ -158,3 +158,23 @@ def test_directional_light_matches_reference_and_lights_the_facing_side(box_obje
     np.testing.assert_allclose(centre / 255.0, FALLBACK_GREY * (0.2 + 0.8 * np.sqrt(0.5)), atol=2 / 255)
     with pytest.raises(ValueError, match="light_direction_cam"):
         Lighting(directional=1.0, light_direction_cam=(0.0, 0.0, 0.0))
+
+
+def test_two_gl_renderers_in_one_process_each_draw_into_their_own_context(box_object, gl_renderer):
+    """Each renderer makes its own context current (a second context must not capture the first's draws)."""
+    reference = gl_renderer.render([(box_object, _box_pose())], K, W, H)
+    other = create_renderer("gl")
+    other_result = other.render([(box_object, make_T(np.eye(3), [0.05, 0.0, 0.4]))], K, 320, 240)
+    again = gl_renderer.render([(box_object, _box_pose())], K, W, H)
+    assert np.array_equal(again.depth_m, reference.depth_m) and np.array_equal(again.labels, reference.labels)
+    assert other_result.mask.sum() > 1000
+    other.release()
+    assert np.array_equal(gl_renderer.render([(box_object, _box_pose())], K, W, H).labels, reference.labels)
+
+
+def test_framebuffers_of_many_sizes_are_bounded(box_object):
+    renderer = create_renderer("gl")
+    for size in range(100, 180, 10):
+        renderer.render([(box_object, _box_pose())], K, size, size)
+    assert len(renderer._framebuffers) <= 4
+    renderer.release()
