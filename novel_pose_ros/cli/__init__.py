@@ -11,11 +11,13 @@ from novel_pose_ros.cli import (
     demo_cmd,
     detections_cmd,
     eval_cmd,
+    export_cmd,
     synth_cmd,
     templates_cmd,
+    weights_cmd,
 )
 
-COMMAND_GROUPS = (templates_cmd, bench_cmd, demo_cmd, eval_cmd, synth_cmd, detections_cmd)
+COMMAND_GROUPS = (templates_cmd, bench_cmd, demo_cmd, eval_cmd, synth_cmd, detections_cmd, weights_cmd, export_cmd)
 # Errors caused by what the user gave us: reported in one line, exit code 2.
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError)
 
