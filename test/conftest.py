@@ -30,3 +30,25 @@ def rng() -> np.random.Generator:
 @pytest.fixture(autouse=True)
 def _library_logs_visible(caplog):
     caplog.set_level(logging.INFO, logger="novel_pose_ros")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Template, feature and ONNX caches of the whole run go to a temporary folder, never ~/.cache."""
+    import os
+
+    previous = os.environ.get("NOVEL_POSE_CACHE")
+    os.environ["NOVEL_POSE_CACHE"] = str(tmp_path_factory.mktemp("novel_pose_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("NOVEL_POSE_CACHE", None)
+    else:
+        os.environ["NOVEL_POSE_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def untrained_backend():
+    """The small PicoPose network with untrained (seeded) weights on ONNX Runtime: real sessions, real graphs."""
+    from novel_pose_ros.runtime import create_backend
+
+    return create_backend("onnxruntime", "small", None, seed=0)

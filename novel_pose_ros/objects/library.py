@@ -64,6 +64,11 @@ class ObjectLibrary:
             return self._by_id.get(int(key)) if key.strip().isdigit() else None
         return self._by_id.get(int(key))
 
+    def subset(self, keys: list[str | int]) -> "ObjectLibrary":
+        """The objects named (or numbered) by `keys`, in library order; KeyError for an unknown key."""
+        wanted = {self.get(k).name for k in keys}
+        return ObjectLibrary([obj for obj in self if obj.name in wanted])
+
     def get(self, key: str | int) -> ObjectModel:
         """Like `find`, but raises KeyError listing the known objects."""
         obj = self.find(key)

@@ -1,0 +1,159 @@
+"""The Estimator: frame + detections -> poses, the one entry point a script, the BOP runner or the ROS node uses.
+
+    estimator = Estimator(ObjectLibrary.from_yaml("config/objects.yaml"), EstimatorConfig())
+    poses = estimator.estimate(frame, detections)
+
+Objects are onboarded at construction (templates rendered or read from the cache, template
+features computed or read from the cache). A detection that cannot be handled (unknown
+object, mask too small, box outside the image, an error inside the networks) yields a
+`DetectionFailure` with a cause and no pose, and never costs another detection its pose.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from novel_pose_ros.estimation.config import EstimatorConfig
+from novel_pose_ros.estimation.crops import DetectionRejected, QueryCrop, make_query_crop
+from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTemplates, PicoPoseStages
+from novel_pose_ros.estimation.template_bank import build_template_bank
+from novel_pose_ros.estimation.template_features import load_or_compute_features
+from novel_pose_ros.objects import ObjectLibrary
+from novel_pose_ros.paths import default_templates_dir
+from novel_pose_ros.render import Renderer, create_renderer
+from novel_pose_ros.runtime import InferenceBackend, create_backend
+from novel_pose_ros.templates import TemplateSettings, ensure_templates, load_template_set
+from novel_pose_ros.types import Detection, Frame, ObjectModel, PoseEstimate, StageTimings
+
+LOGGER = logging.getLogger(__name__)
+STAGES = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")
+
+
+@dataclass(frozen=True)
+class DetectionFailure:
+    """Why detection `detection_index` got no pose. cause: a stable key for counting
+    (unknown_object, mask_too_small, mask_size_mismatch, box_outside_image, estimator_error)."""
+
+    detection_index: int
+    object_id: str
+    cause: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EstimationReport:
+    """Everything one `run` produced: poses (detection order), failures and the frame's stage timings."""
+
+    poses: list[PoseEstimate]
+    failures: list[DetectionFailure]
+    timings: StageTimings = field(default_factory=StageTimings)
+
+
+class Estimator:
+    """PicoPose-style 6D pose estimation of the objects of a library."""
+
+    def __init__(
+        self,
+        objects: ObjectLibrary,
+        config: EstimatorConfig | None = None,
+        backend: InferenceBackend | None = None,
+        renderer: Renderer | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        self.config = config or EstimatorConfig()
+        self.objects = objects
+        self.backend = backend or create_backend(
+            self.config.backend, self.config.network, self.config.weights, self.config.device, seed=self.config.seed
+        )
+        self._renderer = renderer
+        self._show_progress = show_progress
+        self._stages = PicoPoseStages(self.backend, self.config)
+        self._templates: dict[str, ObjectTemplates] = {}
+        self.onboarding_s: dict[str, float] = {}
+        for obj in objects:
+            self.onboard(obj)
+
+    @property
+    def renderer(self) -> Renderer:
+        if self._renderer is None:
+            self._renderer = create_renderer("auto")
+        return self._renderer
+
+    def onboard(self, obj: ObjectModel) -> None:
+        """Templates and template features of one object (cached on disk; rebuilt only when stale)."""
+        start = time.perf_counter()
+        templates_dir = self.config.templates_dir or default_templates_dir()
+        settings = TemplateSettings(level=self.config.template_level)
+        report = ensure_templates(obj, templates_dir, settings, self.renderer, show_progress=self._show_progress)
+        bank = build_template_bank(load_template_set(report.folder))
+        features = load_or_compute_features(bank, report.folder, self.backend, self.config.network, self.config.max_batch)
+        self._templates[obj.name] = ObjectTemplates(bank, features)
+        self.onboarding_s[obj.name] = time.perf_counter() - start
+        LOGGER.info("onboarded '%s' (%d templates) in %.2f s", obj.name, len(bank), self.onboarding_s[obj.name])
+
+    def estimate(self, frame: Frame, detections: list[Detection]) -> list[PoseEstimate]:
+        """Poses of the detections that could be handled, in detection order (empty list for none)."""
+        return self.run(frame, detections).poses
+
+    def run(self, frame: Frame, detections: list[Detection]) -> EstimationReport:
+        timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        start = time.perf_counter()
+        crops, failures = self._crops(frame, detections)
+        timings["crop"] = time.perf_counter() - start
+        outcomes = self._run_stages(crops, frame, timings, failures)
+        stage_timings = StageTimings(dict(timings))
+        poses, instances = [], {}
+        for outcome in outcomes:
+            detection = detections[outcome.detection_index]
+            name = self.objects.get(detection.object_id).name
+            instance = instances.get(name, 0)
+            instances[name] = instance + 1
+            poses.append(PoseEstimate(
+                object_id=name, instance=instance, T_cam_obj=outcome.T_cam_obj, score=float(detection.score),
+                detection_index=outcome.detection_index, timings=stage_timings, hypotheses=outcome.hypotheses,
+            ))
+        for failure in failures:
+            LOGGER.debug("detection %d (%s): no pose: %s", failure.detection_index, failure.object_id, failure.message)
+        return EstimationReport(poses, sorted(failures, key=lambda f: f.detection_index), stage_timings)
+
+    def _crops(self, frame: Frame, detections: list[Detection]) -> tuple[list[QueryCrop], list[DetectionFailure]]:
+        crops, failures = [], []
+        for index, detection in enumerate(detections):
+            obj = self.objects.find(detection.object_id)
+            if obj is None or obj.name not in self._templates:
+                failures.append(DetectionFailure(index, detection.object_id, "unknown_object",
+                                                 f"detection {index}: unknown object '{detection.object_id}' "
+                                                 f"(known: {', '.join(self.objects.names)})"))
+                continue
+            try:
+                crops.append(make_query_crop(frame, detection, index, obj.name, 224, self.config.min_mask_pixels,
+                                             self.config.mask_query_background))
+            except DetectionRejected as exc:
+                failures.append(DetectionFailure(index, detection.object_id, exc.cause, str(exc)))
+        return crops, failures
+
+    def _run_stages(self, crops: list[QueryCrop], frame: Frame, timings: dict[str, float],
+                    failures: list[DetectionFailure]) -> list[DetectionOutcome]:
+        """All crops in one batch; if that fails, one crop at a time so only the failing ones are lost."""
+        try:
+            return self._stages.run(crops, self._templates, frame.K, timings)
+        except Exception as exc:  # e.g. out of memory in a large batch, or a numerical failure in one crop
+            if len(crops) <= 1:
+                failures += [DetectionFailure(c.detection_index, c.object_name, "estimator_error",
+                                              f"detection {c.detection_index}: {type(exc).__name__}: {exc}") for c in crops]
+                return []
+            LOGGER.warning("batched estimation of %d detections failed (%s: %s); retrying one by one",
+                           len(crops), type(exc).__name__, exc)
+        outcomes = []
+        for crop in crops:
+            outcomes += self._run_stages([crop], frame, timings, failures)
+        return outcomes
+
+    @property
+    def template_counts(self) -> dict[str, int]:
+        return {name: len(t.bank) for name, t in self._templates.items()}
+
+    def templates_of(self, name: str) -> ObjectTemplates:
+        return self._templates[name]
+

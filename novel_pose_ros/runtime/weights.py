@@ -1,0 +1,58 @@
+"""Which PicoPose weights to run: a checkpoint file, or an untrained network for plumbing checks.
+
+`load_network` returns the network and a weights id (sha256 of the checkpoint file, or
+`untrained-<config>-seed<n>`); caches of template features and exported ONNX graphs are
+keyed by that id, so they never mix weights.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from novel_pose_ros.networks.picopose.checkpoint import load_weights, read_checkpoint
+from novel_pose_ros.networks.picopose.config import PicoPoseConfig, get_config
+from novel_pose_ros.networks.picopose.export import export_onnx, file_sha256, load_sidecar
+from novel_pose_ros.networks.picopose.picopose_net import PicoPoseNet, build_network
+from novel_pose_ros.paths import cache_dir
+
+LOGGER = logging.getLogger(__name__)
+
+
+def config_of_checkpoint(contents, fallback: str) -> PicoPoseConfig:
+    """The config stored in one of our checkpoints (`novel_pose.config_values`), else the named fallback
+    (official checkpoints carry no config of ours)."""
+    ours = contents.metadata.get("novel_pose")
+    if isinstance(ours, dict) and isinstance(ours.get("config_values"), dict):
+        return PicoPoseConfig.from_dict(ours["config_values"])
+    return get_config(fallback)
+
+
+def load_network(config_name: str, checkpoint: str | Path | None, seed: int = 0) -> tuple[PicoPoseNet, str]:
+    """(network in eval mode on CPU, weights id). checkpoint=None builds untrained weights from `seed`."""
+    if checkpoint is None:
+        torch.manual_seed(seed)
+        net = build_network(get_config(config_name))
+        LOGGER.warning("PicoPose '%s' runs with UNTRAINED random weights (seed %d): poses will be meaningless",
+                       config_name, seed)
+        return net, f"untrained-{config_name}-seed{seed}"
+    path = Path(checkpoint).expanduser()
+    contents = read_checkpoint(path)
+    net = build_network(config_of_checkpoint(contents, config_name))
+    load_weights(net, contents)
+    return net.eval(), file_sha256(path)
+
+
+def ensure_onnx(net: PicoPoseNet, weights_id: str, root: str | Path | None = None) -> Path:
+    """Sidecar path of this network's ONNX export, exporting into the cache when absent or stale."""
+    folder = Path(root or cache_dir() / "onnx") / f"{net.config.name}-{weights_id[:24]}"
+    sidecar = folder / f"picopose_{net.config.name}.json"
+    if sidecar.is_file():
+        try:
+            if load_sidecar(sidecar).get("weights_sha256") == weights_id:
+                return sidecar
+        except (ValueError, FileNotFoundError) as exc:
+            LOGGER.warning("ONNX cache %s is unusable (%s): exporting again", folder, exc)
+    LOGGER.info("exporting PicoPose '%s' to ONNX in %s", net.config.name, folder)
+    return export_onnx(net, folder, weights_id)
