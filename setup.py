@@ -32,6 +32,7 @@ setup(
         *share_files("launch"),
         *share_files("meshes"),
         *share_files("models"),
+        *share_files("rviz"),
     ],
     install_requires=["setuptools"],
     python_requires=">=3.10",
@@ -41,6 +42,8 @@ setup(
     entry_points={
         "console_scripts": [
             "novel-pose = novel_pose_ros.cli:main",
+            "pose_estimator_node = novel_pose_ros.ros.pose_estimator_node:main",
+            "bop_player_node = novel_pose_ros.ros.bop_player_node:main",
         ],
     },
 )

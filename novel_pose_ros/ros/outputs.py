@@ -1,0 +1,77 @@
+"""Everything the pose_estimator publishes for one frame, created together and published together.
+
+Topics (relative to the node; `/object_poses` is absolute, as robots expect it):
+  /object_poses                   geometry_msgs/PoseArray, one pose per instance, detection order
+  ~/object_poses/<object_name>    geometry_msgs/PoseStamped of the best-scored instance of that object
+  ~/detections_3d                 vision_msgs/Detection3DArray (class_id = object name, id = <name>_<instance>)
+  /tf                             <object_name>_<instance> frames, children of the image frame
+  ~/markers                       visualization_msgs/MarkerArray (mesh + label per instance)
+  ~/overlay                       sensor_msgs/Image, mesh contours on the input (only when subscribed)
+  ~/object_symmetries             std_msgs/String, JSON, latched (symmetries of every object, metres)
+All carry the input image's stamp and frame (or `target_frame` when set).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from geometry_msgs.msg import PoseArray, PoseStamped
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from novel_pose_ros.estimation.overlay import draw_overlay
+from novel_pose_ros.objects import ObjectLibrary
+from novel_pose_ros.render import Renderer
+from novel_pose_ros.ros import conversions
+from novel_pose_ros.ros.qos import latched_qos
+from novel_pose_ros.types import Frame, PoseEstimate
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class PoseOutputs:
+    def __init__(self, node: Node, library: ObjectLibrary) -> None:
+        self._node = node
+        self._library = library
+        self.poses = node.create_publisher(PoseArray, "/object_poses", RELIABLE)
+        self.best = {name: node.create_publisher(PoseStamped, f"~/object_poses/{name}", RELIABLE) for name in library.names}
+        self.detections = node.create_publisher(Detection3DArray, "~/detections_3d", RELIABLE)
+        self.tf = node.create_publisher(TFMessage, "/tf", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.markers = node.create_publisher(MarkerArray, "~/markers", RELIABLE)
+        self.overlay = node.create_publisher(Image, "~/overlay", RELIABLE)
+        self.symmetries = node.create_publisher(String, "~/object_symmetries", latched_qos())
+        self.symmetries.publish(conversions.symmetries_msg(library))
+
+    def publish(self, poses: list[PoseEstimate], header, frame: Frame, renderer: Renderer,
+                T_target_cam: np.ndarray | None, flags: dict[str, object]) -> None:
+        """Publish one frame's results. T_target_cam re-expresses the poses in header.frame_id's frame."""
+        if T_target_cam is not None:
+            poses = [replace(p, T_cam_obj=T_target_cam @ p.T_cam_obj) for p in poses]
+        self.poses.publish(conversions.pose_array_msg(poses, header))
+        self.detections.publish(conversions.detection3d_array_msg(poses, self._library, header))
+        best: dict[str, PoseEstimate] = {}
+        for p in poses:
+            if p.object_id not in best or p.score > best[p.object_id].score:
+                best[p.object_id] = p
+        for name, p in best.items():
+            self.best[name].publish(conversions.pose_stamped_msg(p.T_cam_obj, header))
+        if flags["publish_tf"] and poses:
+            self.tf.publish(conversions.transforms_msg(poses, header))
+        if flags["publish_markers"]:
+            self.markers.publish(conversions.marker_array_msg(poses, self._library, header, flags["marker_lifetime_s"]))
+        if flags["publish_overlay"] and self.overlay.get_subscription_count() > 0:
+            # Drawn in the camera frame whatever the target frame: undo the re-expression.
+            T_cam_target = np.linalg.inv(T_target_cam) if T_target_cam is not None else np.eye(4)
+            instances = [(self._library.get(p.object_id), T_cam_target @ p.T_cam_obj, f"{p.object_id}_{p.instance}")
+                         for p in poses]
+            image = draw_overlay(frame.image, frame.K, instances, renderer)
+            self.overlay.publish(conversions.rgb_to_image_msg(image, header))
+
+    def destroy(self) -> None:
+        for publisher in (self.poses, self.detections, self.tf, self.markers, self.overlay, self.symmetries, *self.best.values()):
+            self._node.destroy_publisher(publisher)

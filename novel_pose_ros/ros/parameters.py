@@ -1,0 +1,137 @@
+"""The pose_estimator node's parameters: declared with descriptors, validated in one place, mapped to the core config.
+
+Parameters marked read-only take effect at configure time (they rebuild the estimator or the
+subscriptions); the others can be changed at run time through the parameter service and are
+read for every frame. An invalid value is refused with a reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from novel_pose_ros.estimation import EstimatorConfig
+from novel_pose_ros.networks.picopose.config import CONFIGS
+from novel_pose_ros.paths import default_objects_file
+from novel_pose_ros.runtime import BACKENDS
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    bounds: tuple[float, float] | None = None
+    read_only: bool = True
+
+
+SPECS = (
+    ParamSpec("objects_file", "", "objects YAML (empty: the bundled config/objects.yaml)"),
+    ParamSpec("templates_dir", "", "template cache folder (empty: ~/.cache/novel_pose_ros/templates)"),
+    ParamSpec("weights", "", "PicoPose checkpoint (empty: untrained weights, for plumbing checks only)"),
+    ParamSpec("network", "small", "PicoPose configuration", choices=tuple(sorted(CONFIGS))),
+    ParamSpec("backend", "auto", "inference back end", choices=BACKENDS),
+    ParamSpec("device", "cpu", "inference device", choices=("cpu", "cuda")),
+    ParamSpec("hypotheses", 5, "templates kept after stage 1", bounds=(1, 64)),
+    ParamSpec("max_batch", 32, "largest network batch", bounds=(1, 1024)),
+    ParamSpec("min_mask_pixels", 64, "smaller detection masks are rejected", bounds=(1, 1_000_000)),
+    ParamSpec("use_masks", False, "subscribe to detection_masks (label image, value = detection index + 1)"),
+    ParamSpec("use_depth", False, "subscribe to depth (16UC1 mm or 32FC1 m)"),
+    ParamSpec("use_projection_matrix", False, "take K from CameraInfo.p (rectified topics) instead of k"),
+    ParamSpec("sync_slop_s", 0.02, "largest stamp difference between synchronised inputs", bounds=(0.0, 1.0)),
+    ParamSpec("queue_size", 10, "per-topic queue of the synchroniser", bounds=(1, 100)),
+    ParamSpec("input_reliability", "best_effort", "QoS reliability of the inputs", choices=("best_effort", "reliable")),
+    ParamSpec("target_frame", "", "publish poses in this frame (empty: the image's optical frame; needs /tf)"),
+    ParamSpec("score_threshold", 0.0, "detections with a lower score are ignored", bounds=(0.0, 1.0), read_only=False),
+    ParamSpec("publish_tf", True, "broadcast <object>_<instance> frames", read_only=False),
+    ParamSpec("publish_markers", True, "publish ~/markers", read_only=False),
+    ParamSpec("publish_overlay", True, "publish ~/overlay when someone subscribes", read_only=False),
+    ParamSpec("marker_lifetime_s", 1.0, "lifetime of RViz markers (0 = forever)", bounds=(0.0, 3600.0), read_only=False),
+    ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics", bounds=(0.1, 60.0)),
+    ParamSpec("autostart", True, "configure and activate on start (lifecycle)"),
+)
+SPEC_BY_NAME = {s.name: s for s in SPECS}
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.bounds is not None:
+        low, high = spec.bounds
+        if isinstance(spec.default, int):
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+    return descriptor
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Why `value` is not acceptable for parameter `name`, or None when it is."""
+    spec = SPEC_BY_NAME.get(name)
+    if spec is None:
+        return None
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, got '{value}'"
+    if spec.bounds is not None and not isinstance(value, bool) and not spec.bounds[0] <= value <= spec.bounds[1]:
+        return f"{name} must be in [{spec.bounds[0]}, {spec.bounds[1]}], got {value}"
+    return None
+
+
+def declare(node: Node) -> None:
+    """Declare every parameter (values from --params-file / -p overrides) and install the validator."""
+    for spec in SPECS:
+        try:
+            node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            raise ValueError(f"parameter {spec.name}: {exc}") from None
+
+    def on_set(parameters: list[Parameter]) -> SetParametersResult:
+        reasons = [r for r in (validate(p.name, p.value) for p in parameters) if r]
+        return SetParametersResult(successful=not reasons, reason="; ".join(reasons))
+
+    node.add_on_set_parameters_callback(on_set)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Configure-time settings: the estimator's config and how the node subscribes and publishes."""
+
+    estimator: EstimatorConfig
+    objects_file: Path
+    use_masks: bool
+    use_depth: bool
+    use_projection_matrix: bool
+    sync_slop_s: float
+    queue_size: int
+    input_reliability: str
+    target_frame: str
+    diagnostics_period_s: float
+
+
+def read_settings(node: Node) -> NodeSettings:
+    """Validate all values (declared ones may come from a params file) and map them to NodeSettings."""
+    values = {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
+    problems = [r for r in (validate(name, value) for name, value in values.items()) if r]
+    if problems:
+        raise ValueError("; ".join(problems))
+    estimator = EstimatorConfig(
+        network=values["network"], weights=Path(values["weights"]) if values["weights"] else None,
+        backend=values["backend"], device=values["device"], hypotheses=values["hypotheses"],
+        max_batch=values["max_batch"], min_mask_pixels=values["min_mask_pixels"],
+        templates_dir=Path(values["templates_dir"]) if values["templates_dir"] else None,
+    )
+    return NodeSettings(
+        estimator=estimator,
+        objects_file=Path(values["objects_file"]) if values["objects_file"] else default_objects_file(),
+        use_masks=values["use_masks"], use_depth=values["use_depth"],
+        use_projection_matrix=values["use_projection_matrix"], sync_slop_s=values["sync_slop_s"],
+        queue_size=values["queue_size"], input_reliability=values["input_reliability"],
+        target_frame=values["target_frame"], diagnostics_period_s=values["diagnostics_period_s"],
+    )

@@ -1,0 +1,207 @@
+"""The pose_estimator node: camera topics + 2D detections in, 6D poses, TF, markers and diagnostics out.
+
+    python -m novel_pose_ros.ros.pose_estimator_node --ros-args --params-file config/pose_estimator.yaml
+
+A lifecycle node (configure loads the objects and the estimator, activate starts processing);
+with `autostart` (default) it configures and activates itself. Inputs are synchronised by
+stamp; the estimator runs in a worker thread (newest frame wins, drops are counted); bad
+input is logged once per cause, counted in /diagnostics, and never stops the node.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from vision_msgs.msg import Detection2DArray
+
+from diagnostic_msgs.msg import DiagnosticArray
+from novel_pose_ros.estimation import Estimator
+from novel_pose_ros.objects import ObjectLibrary
+from novel_pose_ros.ros import conversions, parameters
+from novel_pose_ros.ros.diagnostics import CauseLog, MeanTracker, RateMeter, diagnostic_array
+from novel_pose_ros.ros.outputs import PoseOutputs
+from novel_pose_ros.ros.sync import create_synchronizer
+from novel_pose_ros.ros.tf_buffer import LatestTfBuffer
+from novel_pose_ros.ros.worker import LatestFrameWorker
+from novel_pose_ros.types import Frame
+
+RUNTIME_FLAGS = ("publish_tf", "publish_markers", "publish_overlay", "marker_lifetime_s", "score_threshold")
+
+
+class PoseEstimatorNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("pose_estimator", **kwargs)
+        parameters.declare(self)
+        self.causes = CauseLog(self.get_logger().warning)
+        self.input_rate, self.output_rate, self.means = RateMeter(), RateMeter(), MeanTracker()
+        self._active = False
+        self._settings = self._estimator = self._outputs = self._sync = self._worker = None
+        self._tf_buffer = self._diagnostics_timer = self._diagnostics_pub = None
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._settings = settings = parameters.read_settings(self)
+            library = ObjectLibrary.from_yaml(settings.objects_file)
+            self.get_logger().info(f"loading {len(library)} objects from {settings.objects_file} and the estimator "
+                                   f"({settings.estimator.network}, {settings.estimator.backend}, {settings.estimator.device}); "
+                                   "first start renders templates and features (seconds per object)")
+            self._estimator = Estimator(library, settings.estimator)
+        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._outputs = PoseOutputs(self, library)
+        self._tf_buffer = LatestTfBuffer(self) if settings.target_frame else None
+        self._worker = LatestFrameWorker(self._process, self._on_worker_error)
+        self._sync = create_synchronizer(self, self._input_topics(settings), self._on_inputs,
+                                         settings.sync_slop_s, settings.queue_size)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
+        self.get_logger().info(f"configured: {', '.join(library.names)}; synchroniser: {self._sync.kind}; "
+                               f"weights: {self._estimator.backend.weights_id[:24]}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = True
+        self.get_logger().info("active: estimating poses")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        self._active = False
+        if self._worker is not None:
+            self._worker.stop()
+        if self._sync is not None:
+            self._sync.destroy()
+        if self._outputs is not None:
+            self._outputs.destroy()
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+        self._worker = self._sync = self._outputs = self._diagnostics_timer = self._estimator = None
+
+    # --- inputs ------------------------------------------------------------------------
+    def _input_topics(self, settings: parameters.NodeSettings) -> list[tuple[type, str, QoSProfile]]:
+        reliability = ReliabilityPolicy.RELIABLE if settings.input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(depth=settings.queue_size, reliability=reliability)
+        topics = [(Image, "image", qos), (CameraInfo, "camera_info", qos), (Detection2DArray, "detections", qos)]
+        if settings.use_masks:
+            topics.append((Image, "detection_masks", qos))
+        if settings.use_depth:
+            topics.append((Image, "depth", qos))
+        return topics
+
+    def _on_inputs(self, *messages) -> None:
+        if self._active:
+            self.input_rate.tick()
+            self._worker.submit(messages)
+
+    def _frame_and_detections(self, messages) -> tuple[Frame, list]:
+        """Convert a synchronised set; raises ConversionError naming what was wrong."""
+        settings = self._settings
+        image_msg, info_msg, detections_msg, *optional = messages
+        masks_msg = optional.pop(0) if settings.use_masks else None
+        depth_msg = optional.pop(0) if settings.use_depth else None
+        rgb = conversions.image_to_rgb(image_msg)
+        K = conversions.camera_info_to_K(info_msg, settings.use_projection_matrix)
+        conversions.check_image_size(info_msg, rgb.shape[0], rgb.shape[1])
+        depth = conversions.image_to_depth_m(depth_msg) if depth_msg is not None else None
+        if depth is not None and depth.shape != rgb.shape[:2]:
+            raise conversions.ConversionError("size_mismatch", f"depth is {depth.shape[::-1]} but the image is {rgb.shape[1::-1]}")
+        masks = conversions.label_image_to_masks(masks_msg, len(detections_msg.detections)) if masks_msg is not None else None
+        detections = conversions.detections_from_msg(detections_msg, masks)
+        frame = Frame(rgb, K, depth, conversions.stamp_to_seconds(image_msg.header.stamp), image_msg.header.frame_id)
+        return frame, detections
+
+    # --- the worker's job ----------------------------------------------------------------
+    def _process(self, messages) -> None:
+        header = messages[0].header
+        try:
+            frame, detections = self._frame_and_detections(messages)
+        except conversions.ConversionError as exc:
+            self.causes.report(exc.cause, f"input dropped: {exc}")
+            return
+        flags = {name: self.get_parameter(name).value for name in RUNTIME_FLAGS}
+        kept = [d for d in detections if d.score >= flags["score_threshold"]]
+        report = self._estimator.run(frame, kept)
+        for failure in report.failures:
+            self.causes.report(failure.cause, failure.message)
+        T_target_cam = None
+        if self._settings.target_frame:
+            T_target_cam = self._tf_buffer.lookup(self._settings.target_frame, header.frame_id)
+            if T_target_cam is None:
+                self.causes.report("tf_lookup", f"no transform from '{header.frame_id}' to '{self._settings.target_frame}'")
+                return
+            header = type(header)(stamp=header.stamp, frame_id=self._settings.target_frame)
+        self._outputs.publish(report.poses, header, frame, self._estimator.renderer, T_target_cam, flags)
+        self.output_rate.tick()
+        self.means.add("latency_ms", 1000.0 * (time.time() - frame.stamp_s))
+        for stage, seconds in report.timings.seconds.items():
+            self.means.add(f"{stage}_ms", 1000.0 * seconds)
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.causes.report("estimator_exception", f"frame failed: {type(exc).__name__}: {exc}")
+
+    def _publish_diagnostics(self) -> None:
+        estimator, worker = self._estimator, self._worker
+        if estimator is None or worker is None:
+            return
+        values: dict[str, object] = {
+            "input_rate_hz": self.input_rate.rate_hz(), "output_rate_hz": self.output_rate.rate_hz(),
+            "dropped_frames": worker.dropped, "processed_frames": worker.processed,
+            "synchroniser": self._sync.kind,
+            "synchroniser_dropped": "n/a" if self._sync.dropped is None else self._sync.dropped,
+            "backend": estimator.backend.name, "device": estimator.backend.device,
+            "precision": estimator.backend.precision, "network": estimator.config.network,
+            "weights": estimator.backend.weights_id[:24],
+        }
+        values.update({k: round(v, 2) for k, v in self.means.take().items()})
+        values.update({f"count_{cause}": n for cause, n in sorted(self.causes.counts.items())})
+        warnings = [f"{n} x {cause}" for cause, n in sorted(self.causes.counts.items())]
+        if estimator.backend.weights_id.startswith("untrained"):
+            warnings.insert(0, "untrained weights: poses are meaningless")
+        self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "pose_estimator: pipeline",
+                                                       self.get_fully_qualified_name(), values, warnings))
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = PoseEstimatorNode()
+    except ValueError as exc:  # a parameter from the params file outside its range or of the wrong type
+        print(f"pose_estimator: invalid parameters: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    try:
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("could not configure (see the error above); exiting")
+                return 1
+            node.trigger_activate()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._release()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

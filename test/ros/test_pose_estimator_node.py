@@ -1,0 +1,230 @@
+"""The pose_estimator node as its own process (`--ros-args --params-file config/pose_estimator.yaml`),
+fed by this process on loopback: poses and TF for a two-object frame, stamps and frames passed
+through, empty detections, every bad-input case followed by a good frame, parameter validation
+through the parameter service, diagnostics and the latched symmetries. Untrained weights: the
+graph is under test, not accuracy."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import MESHES, REPO_ROOT
+from ros_helpers import finish, spin_until, stamp_ns
+
+pytestmark = pytest.mark.ros
+
+FRAME = "camera_color_optical_frame"
+K = np.array([[600.0, 0.0, 320.0], [0.0, 600.0, 240.0], [0.0, 0.0, 1.0]])
+STARTUP_TIMEOUT_S = 240.0  # first start renders templates and computes features
+FRAME_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def scene(gl_renderer):
+    """RGB frame with the toy block and the cereal box, and their masks."""
+    from novel_pose_ros.geometry.se3 import make_T, rotation_from_axis_angle
+    from novel_pose_ros.objects import load_object
+    from novel_pose_ros.render import SHADED
+
+    block = load_object(MESHES / "toy_block.ply", 2, "toy_block", units="m")
+    box = load_object(MESHES / "cereal_box.obj", 3, "cereal_box", units="m")
+    R = rotation_from_axis_angle(np.array([1.0, 0.3, 0.2]), 2.2)
+    result = gl_renderer.render([(block, make_T(R, [-0.08, 0.02, 0.6])), (box, make_T(R.T, [0.09, -0.01, 0.55]))],
+                                K, 640, 480, SHADED)
+    image = np.where(result.mask[..., None], result.rgb, np.uint8(90))
+    return image, [result.labels == 1, result.labels == 2]
+
+
+@pytest.fixture(scope="module")
+def node_process(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pose_estimator")
+    objects = folder / "objects.yaml"
+    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES}/toy_block.ply, units: m}}\n"
+                       f"  - {{id: 3, name: cereal_box, mesh: {MESHES}/cereal_box.obj, units: m}}\n")
+    log = folder / "node.log"
+    command = [sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
+               "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
+               "-p", f"objects_file:={objects}", "-p", f"templates_dir:={folder / 'templates'}",
+               "-p", "use_masks:=true", "-p", "input_reliability:=reliable", "-p", "diagnostics_period_s:=0.5"]
+    proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ))
+    yield proc
+    code, out = finish(proc, sigint=True)
+    print(out)
+    assert code == 0, f"pose_estimator exited with {code} after SIGINT"
+
+
+class Client:
+    """Publishes synchronised inputs and collects everything the node publishes."""
+
+    def __init__(self, node, executor):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseArray, PoseStamped
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image
+        from std_msgs.msg import String
+        from tf2_msgs.msg import TFMessage
+        from vision_msgs.msg import Detection2DArray, Detection3DArray
+        from visualization_msgs.msg import MarkerArray
+
+        self.node, self.executor = node, executor
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.pubs = {name: node.create_publisher(t, name, reliable) for name, t in
+                     [("image", Image), ("camera_info", CameraInfo), ("detections", Detection2DArray),
+                      ("detection_masks", Image)]}
+        self.got: dict[str, list] = {}
+        outputs = {"/object_poses": PoseArray, "/pose_estimator/detections_3d": Detection3DArray, "/tf": TFMessage,
+                   "/pose_estimator/markers": MarkerArray, "/pose_estimator/overlay": Image,
+                   "/pose_estimator/object_poses/toy_block": PoseStamped, "/diagnostics": DiagnosticArray}
+        for topic, msg_type in outputs.items():
+            self.got[topic] = []
+            node.create_subscription(msg_type, topic, self.got[topic].append, QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.got["symmetries"] = []
+        node.create_subscription(String, "/pose_estimator/object_symmetries", self.got["symmetries"].append, latched)
+        self.next_stamp_s = 1000
+
+    def send(self, image, masks, classes, K_matrix=K, encoding="rgb8", info_size=None, scores=None):
+        """Publish one synchronised frame; returns its stamp in ns."""
+        from std_msgs.msg import Header
+
+        from novel_pose_ros.geometry.crop import box_from_mask
+        from novel_pose_ros.ros import conversions as cv
+        from novel_pose_ros.types import Detection
+
+        self.next_stamp_s += 1
+        header = Header(stamp=cv.seconds_to_stamp(self.next_stamp_s + 0.25), frame_id=FRAME)
+        detections = [Detection(c, box_from_mask(m), (scores or [0.9] * len(classes))[i], m) for i, (c, m) in enumerate(zip(classes, masks))]
+        image_msg = cv.rgb_to_image_msg(image, header)
+        image_msg.encoding = encoding
+        info = cv.camera_info_msg(K_matrix, *(info_size or image.shape[:2]), header)
+        self.pubs["camera_info"].publish(info)
+        self.pubs["detections"].publish(cv.detections_to_msg(detections, header))
+        self.pubs["detection_masks"].publish(cv.masks_to_label_image_msg(masks, image.shape[:2], header))
+        self.pubs["image"].publish(image_msg)
+        return stamp_ns(image_msg)
+
+    def first(self, topic: str, predicate, timeout_s: float = FRAME_TIMEOUT_S):
+        """The first message on `topic` for which predicate(msg) holds, waiting for it (None on timeout)."""
+        found = lambda: next((m for m in self.got[topic] if predicate(m)), None)  # noqa: E731
+        spin_until(self.executor, lambda: found() is not None, timeout_s)
+        return found()
+
+    def output_for(self, stamp: int, topic: str = "/object_poses", timeout_s: float = FRAME_TIMEOUT_S):
+        return self.first(topic, lambda m: stamp_ns(m) == stamp, timeout_s)
+
+
+@pytest.fixture(scope="module")
+def client(node_process, module_listener):
+    node, executor = module_listener
+    client = Client(node, executor)
+    ready = spin_until(executor, lambda: node_process.poll() is not None or all(
+        p.get_subscription_count() >= 1 for p in client.pubs.values()), STARTUP_TIMEOUT_S)
+    assert ready and node_process.poll() is None, f"pose_estimator did not start: {finish(node_process)[1][-3000:]}"
+    return client
+
+
+def test_poses_tf_and_detections_for_two_objects(client, scene):
+    image, masks = scene
+    stamp = client.send(image, masks, ["toy_block", "cereal_box"])
+    poses = client.output_for(stamp)
+    assert poses is not None, "no /object_poses for the frame"
+    assert poses.header.frame_id == FRAME and len(poses.poses) == 2
+    detections = client.output_for(stamp, "/pose_estimator/detections_3d")
+    assert [d.results[0].hypothesis.class_id for d in detections.detections] == ["toy_block", "cereal_box"]
+    assert [d.id for d in detections.detections] == ["toy_block_0", "cereal_box_0"]
+    assert detections.detections[0].results[0].pose.pose.position.z == pytest.approx(poses.poses[0].position.z)
+    tf = client.first("/tf", lambda m: any(stamp_ns(t) == stamp for t in m.transforms))
+    assert {(t.header.frame_id, t.child_frame_id) for t in tf.transforms} == {(FRAME, "toy_block_0"), (FRAME, "cereal_box_0")}
+    best = client.output_for(stamp, "/pose_estimator/object_poses/toy_block")
+    assert best.header.frame_id == FRAME and best.pose.position.z == pytest.approx(poses.poses[0].position.z)
+    markers = client.first("/pose_estimator/markers", lambda m: m.markers and stamp_ns(m.markers[-1]) == stamp)
+    assert any(m.mesh_resource.startswith("file://") for m in markers.markers)
+    overlay = client.output_for(stamp, "/pose_estimator/overlay")
+    assert overlay is not None and (overlay.height, overlay.width) == image.shape[:2]
+
+
+def test_empty_detections_publish_empty_arrays(client, scene):
+    image, _ = scene
+    stamp = client.send(image, [], [])
+    poses = client.output_for(stamp)
+    assert poses is not None and len(poses.poses) == 0 and poses.header.frame_id == FRAME
+    assert len(client.output_for(stamp, "/pose_estimator/detections_3d").detections) == 0
+
+
+# case -> (what is wrong with the frame, the cause the node must count in /diagnostics)
+BAD_INPUTS = {
+    "wrong_encoding": (dict(encoding="yuv422"), "encoding"),
+    "size_mismatch": (dict(info_size=(240, 320)), "size_mismatch"),
+    "nan_in_K": (dict(K_matrix=np.where(np.eye(3, dtype=bool), np.nan, K)), "non_finite_K"),
+    "uncalibrated": (dict(K_matrix=np.zeros((3, 3))), "uncalibrated"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_dropped_and_the_next_good_frame_is_answered(client, scene, node_process, case):
+    image, masks = scene
+    broken, cause = BAD_INPUTS[case]
+    bad = client.send(image, masks, ["toy_block", "cereal_box"], **broken)
+    counted = client.first("/diagnostics", lambda m: any(v.key == f"count_{cause}" for v in m.status[0].values))
+    assert counted is not None, f"the node did not count cause '{cause}'"
+    good = client.send(image, masks, ["toy_block", "cereal_box"])
+    answer = client.output_for(good)
+    assert node_process.poll() is None, "the node died"
+    assert answer is not None and len(answer.poses) == 2
+    assert all(stamp_ns(m) != bad for m in client.got["/object_poses"]), "a pose was published for the bad frame"
+
+
+def test_unknown_object_costs_no_other_detection_its_pose(client, scene):
+    image, masks = scene
+    stamp = client.send(image, masks, ["banana", "cereal_box"])
+    poses = client.output_for(stamp)
+    assert poses is not None and len(poses.poses) == 1
+    detections = client.output_for(stamp, "/pose_estimator/detections_3d")
+    assert [d.results[0].hypothesis.class_id for d in detections.detections] == ["cereal_box"]
+
+
+def test_parameters_are_validated_through_the_parameter_service(client, scene):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    service = client.node.create_client(SetParameters, "/pose_estimator/set_parameters")
+    assert service.wait_for_service(timeout_sec=10)
+
+    def set_parameter(name, value):
+        if isinstance(value, str):
+            parameter_value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        else:
+            parameter_value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(value))
+        future = service.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=parameter_value)]))
+        assert spin_until(client.executor, future.done, 10)
+        return future.result().results[0]
+
+    out_of_range = set_parameter("score_threshold", 2.0)
+    assert not out_of_range.successful and "out of range" in out_of_range.reason
+    read_only = set_parameter("backend", "torch")
+    assert not read_only.successful and "read-only" in read_only.reason
+    assert set_parameter("score_threshold", 0.95).successful
+    image, masks = scene
+    stamp = client.send(image, masks, ["toy_block", "cereal_box"], scores=[0.9, 0.97])
+    poses = client.output_for(stamp)
+    assert poses is not None and len(poses.poses) == 1  # the 0.9 detection is below the threshold now
+    assert set_parameter("score_threshold", 0.0).successful
+
+
+def test_diagnostics_and_latched_symmetries(client):
+    assert spin_until(client.executor, lambda: any(
+        any(v.key == "count_encoding" for v in m.status[0].values) for m in client.got["/diagnostics"]), 10)
+    status = client.got["/diagnostics"][-1].status[0]
+    values = {v.key: v.value for v in status.values}
+    assert {"input_rate_hz", "output_rate_hz", "dropped_frames", "backend", "device", "network"} <= set(values)
+    assert values["backend"] == "onnxruntime" and values["device"] == "cpu"
+    assert "untrained weights" in status.message
+    assert spin_until(client.executor, lambda: client.got["symmetries"], 10)
+    symmetries = json.loads(client.got["symmetries"][-1].data)
+    assert set(symmetries) == {"toy_block", "cereal_box"}
