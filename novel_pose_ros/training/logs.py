@@ -1,0 +1,93 @@
+"""Training logs: JSON lines (one record per log interval or validation) and a PNG of the curves.
+
+`train_log.jsonl` records: {"kind": "train", "step", "lr", "loss", <terms>, "sec_per_step", "data_s",
+"compute_s"} and {"kind": "validation", "step", "val_loss", <val terms>, "ar", "ar_mssd", ...}.
+The plot is drawn with OpenCV (no plotting dependency): the total and the stage losses on a log
+scale, and the validation AR when there is one.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CURVES = (("loss", (255, 255, 255)), ("infonce", (80, 180, 255)), ("translation", (80, 255, 120)),
+          ("scale", (255, 200, 60)), ("inplane", (255, 120, 220)), ("flow64", (60, 60, 255)),
+          ("cert64", (200, 200, 120)), ("val_loss", (0, 255, 255)))
+
+
+class JsonLog:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past `step` (a resumed run rewrites them)."""
+        kept = [r for r in self.read() if r.get("step", 0) <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _panel(records: list[dict], keys, size: tuple[int, int], title: str, log_scale: bool) -> np.ndarray:
+    w, h = size
+    image = np.full((h, w, 3), 30, np.uint8)
+    cv2.putText(image, title, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
+    series = {k: [(r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])
+                  and (r[k] > 0 or not log_scale)] for k, _ in keys}
+    points = [p for s in series.values() for p in s]
+    if not points:
+        return image
+    steps = np.array([p[0] for p in points], float)
+    values = np.array([p[1] for p in points], float)
+    values = np.log10(values) if log_scale else values
+    x0, x1 = steps.min(), max(steps.max(), steps.min() + 1)
+    y0, y1 = values.min(), max(values.max(), values.min() + 1e-6)
+    left, right, top, bottom = 60, w - 10, 28, h - 24
+    for t in np.linspace(y0, y1, 5):
+        y = int(bottom - (t - y0) / (y1 - y0) * (bottom - top))
+        cv2.line(image, (left, y), (right, y), (60, 60, 60), 1)
+        label = f"{10 ** t:.3g}" if log_scale else f"{t:.3g}"
+        cv2.putText(image, label, (4, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (180, 180, 180), 1, cv2.LINE_AA)
+    cv2.putText(image, f"step {int(x0)} .. {int(x1)}", (left, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (180, 180, 180), 1)
+    legend_x = left + 140
+    for key, colour in keys:
+        data = series.get(key) or []
+        if not data:
+            continue
+        xs = np.array([d[0] for d in data], float)
+        ys = np.array([d[1] for d in data], float)
+        ys = np.log10(ys) if log_scale else ys
+        pts = np.stack([left + (xs - x0) / (x1 - x0) * (right - left), bottom - (ys - y0) / (y1 - y0) * (bottom - top)], 1)
+        pts = np.round(pts).astype(np.int32)
+        cv2.polylines(image, [pts], False, colour[::-1], 1, cv2.LINE_AA)
+        if len(pts) <= 60:  # sparse series (validation): mark every point, so a single one shows too
+            for x, y in pts:
+                cv2.circle(image, (int(x), int(y)), 3, colour[::-1], -1, cv2.LINE_AA)
+        cv2.putText(image, key, (legend_x, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour[::-1], 1, cv2.LINE_AA)
+        legend_x += 9 * len(key) + 12
+    return image
+
+
+def plot_curves(records: list[dict], path: str | Path, width: int = 1000) -> Path:
+    """Write the loss (log scale) and validation-AR panels as a PNG."""
+    train = [r for r in records if r.get("kind") == "train"]
+    val = [r for r in records if r.get("kind") == "validation"]
+    panels = [_panel(train + [{"step": r["step"], "val_loss": r.get("val_loss")} for r in val], CURVES,
+                     (width, 360), "losses (log10)", True)]
+    if any("ar" in r for r in val):
+        panels.append(_panel(val, (("ar", (0, 255, 255)), ("ar_mssd", (80, 255, 120)), ("ar_mspd", (255, 200, 60)),
+                                   ("ar_vsd", (255, 120, 220))), (width, 220), "validation AR (held-out objects)", False))
+    path = Path(path)
+    cv2.imwrite(str(path), np.vstack(panels))
+    return path
