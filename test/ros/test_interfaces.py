@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 import textwrap
@@ -179,17 +178,6 @@ _samples: dict = {}
 exec(SAMPLES_SOURCE, _samples)
 make_detections: Callable = _samples["make_detections"]
 make_transforms: Callable = _samples["make_transforms"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def localhost_ros_env():
-    """Localhost-only discovery on the run's domain (set by the Makefile; random otherwise)."""
-    with pytest.MonkeyPatch.context() as mp:
-        if not os.environ.get("ROS_DOMAIN_ID"):
-            mp.setenv("ROS_DOMAIN_ID", str(random.randint(1, 100)))
-        if not os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE"):
-            mp.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        yield
 
 
 @pytest.fixture

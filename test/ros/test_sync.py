@@ -2,14 +2,10 @@
 and the choice of message_filters where it is importable."""
 from __future__ import annotations
 
-import os
-import random
 import sys
 import threading
-import time
 import types
 import uuid
-from typing import Callable
 
 import pytest
 from geometry_msgs.msg import PointStamped, PoseStamped
@@ -19,6 +15,7 @@ from std_msgs.msg import String
 
 from novel_pose_ros.ros.conversions import seconds_to_stamp, stamp_to_seconds
 from novel_pose_ros.ros.sync import StampSynchronizer, create_synchronizer
+from ros_helpers import spin_until
 
 TIMEOUT_S = 10.0
 T0 = 1_700_000_000.0
@@ -242,16 +239,6 @@ def test_own_synchronizer_when_message_filters_is_missing_or_refused(monkeypatch
 
 # --- over real topics -------------------------------------------------------------------
 
-@pytest.fixture(scope="module", autouse=True)
-def localhost_ros_env():
-    with pytest.MonkeyPatch.context() as mp:
-        if not os.environ.get("ROS_DOMAIN_ID"):
-            mp.setenv("ROS_DOMAIN_ID", str(random.randint(1, 100)))
-        if not os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE"):
-            mp.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        yield
-
-
 @pytest.fixture
 def graph():
     """(publisher node, subscriber node, executor) in a fresh context."""
@@ -272,15 +259,6 @@ def graph():
         pub_node.destroy_node()
         sub_node.destroy_node()
         context.try_shutdown()
-
-
-def spin_until(executor, condition: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        executor.spin_once(timeout_sec=0.02)
-    return condition()
 
 
 def wired(graph, slop_s: float, queue_size: int, use_message_filters: bool = False):
