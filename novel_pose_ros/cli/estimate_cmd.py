@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -13,9 +14,7 @@ from novel_pose_ros.bop.dataset import BopDataset
 from novel_pose_ros.bop.detections import group_by_image, read_detections_json
 from novel_pose_ros.bop.results import write_results_csv
 from novel_pose_ros.cli.table import format_table
-from novel_pose_ros.estimation import EstimationReport, Estimator, EstimatorConfig
-from novel_pose_ros.estimation.bop_runner import run_on_dataset
-from novel_pose_ros.estimation.overlay import draw_overlay
+from novel_pose_ros.estimation import EstimatorConfig
 from novel_pose_ros.geometry.camera import validate_K
 from novel_pose_ros.geometry.se3 import quaternion_from_matrix
 from novel_pose_ros.networks.picopose.config import CONFIGS
@@ -23,6 +22,9 @@ from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.paths import default_objects_file, default_templates_dir
 from novel_pose_ros.runtime import BACKENDS
 from novel_pose_ros.types import Frame
+
+if TYPE_CHECKING:
+    from novel_pose_ros.estimation import EstimationReport
 
 LOGGER = logging.getLogger(__name__)
 
@@ -99,6 +101,9 @@ def report_json(report: EstimationReport, library: ObjectLibrary) -> dict:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
+    from novel_pose_ros.estimation import Estimator
+    from novel_pose_ros.estimation.overlay import draw_overlay
+
     library = (ObjectLibrary.from_bop_models(args.models) if args.models
                else ObjectLibrary.from_yaml(args.objects or default_objects_file()))
     frame = Frame(read_rgb(args.image), read_camera(args.camera))
@@ -136,6 +141,8 @@ def run_estimate(args: argparse.Namespace) -> int:
 
 
 def run_eval_run(args: argparse.Namespace) -> int:
+    from novel_pose_ros.estimation.bop_runner import run_on_dataset
+
     dataset = BopDataset(args.dataset, args.split)
     bop_detections, problems = read_detections_json(args.detections)
     for problem in problems:

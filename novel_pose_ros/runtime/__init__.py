@@ -22,7 +22,8 @@ def create_backend(
     onnx_cache: str | Path | None = None,
     seed: int = 0,
 ) -> InferenceBackend:
-    """A backend for PicoPose `config_name` with weights from `checkpoint` (None = untrained, seeded).
+    """A backend for PicoPose `config_name` with weights from `checkpoint` (None = the shipped weights of
+    that network when there are some, else untrained, seeded).
 
     'auto' is ONNX Runtime (the fast CPU path).
     """
@@ -30,8 +31,9 @@ def create_backend(
         raise ValueError(f"backend must be one of {BACKENDS}, got '{backend}'")
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got '{device}'")
-    from novel_pose_ros.runtime.weights import ensure_onnx, load_network
+    from novel_pose_ros.runtime.weights import ensure_onnx, load_network, resolve_checkpoint
 
+    checkpoint = resolve_checkpoint(config_name, checkpoint)
     net, weights_id = load_network(config_name, checkpoint, seed)
     if backend == "torch":
         from novel_pose_ros.runtime.torch_backend import TorchBackend
@@ -39,4 +41,5 @@ def create_backend(
         return TorchBackend(net, weights_id, device)
     from novel_pose_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(ensure_onnx(net, weights_id, onnx_cache), device)
+    beside = checkpoint.parent if checkpoint is not None else None
+    return OnnxRuntimeBackend(ensure_onnx(net, weights_id, onnx_cache, beside), device)

@@ -1,7 +1,9 @@
-"""Which PicoPose weights to run: a checkpoint file, or an untrained network for plumbing checks.
+"""Which PicoPose weights to run: a checkpoint file, the shipped default, or untrained weights.
 
-`load_network` returns the network and a weights id (sha256 of the checkpoint file, or
-`untrained-<config>-seed<n>`); caches of template features and exported ONNX graphs are
+`resolve_checkpoint` picks the shipped model (models/picopose_<network>/) when no checkpoint is
+given and one is shipped for that network; otherwise the network runs untrained (plumbing checks
+only, said loudly). `load_network` returns the network and a weights id (sha256 of the checkpoint
+file, or `untrained-<config>-seed<n>`); caches of template features and exported ONNX graphs are
 keyed by that id, so they never mix weights.
 """
 from __future__ import annotations
@@ -15,9 +17,21 @@ from novel_pose_ros.networks.picopose.checkpoint import load_weights, read_check
 from novel_pose_ros.networks.picopose.config import PicoPoseConfig, get_config
 from novel_pose_ros.networks.picopose.export import export_onnx, file_sha256, load_sidecar
 from novel_pose_ros.networks.picopose.picopose_net import PicoPoseNet, build_network
-from novel_pose_ros.paths import cache_dir
+from novel_pose_ros.paths import cache_dir, share_dir
 
 LOGGER = logging.getLogger(__name__)
+
+
+def shipped_model_dir(network: str) -> Path:
+    return share_dir() / "models" / f"picopose_{network}"
+
+
+def resolve_checkpoint(network: str, checkpoint: str | Path | None) -> Path | None:
+    """The checkpoint to load: the one given, else the shipped one for `network` if any, else None (untrained)."""
+    if checkpoint is not None:
+        return Path(checkpoint).expanduser()
+    shipped = shipped_model_dir(network) / f"picopose_{network}.ckpt"
+    return shipped if shipped.is_file() else None
 
 
 def config_of_checkpoint(contents, fallback: str) -> PicoPoseConfig:
@@ -44,8 +58,16 @@ def load_network(config_name: str, checkpoint: str | Path | None, seed: int = 0)
     return net.eval(), file_sha256(path)
 
 
-def ensure_onnx(net: PicoPoseNet, weights_id: str, root: str | Path | None = None) -> Path:
-    """Sidecar path of this network's ONNX export, exporting into the cache when absent or stale."""
+def ensure_onnx(net: PicoPoseNet, weights_id: str, root: str | Path | None = None, beside: Path | None = None) -> Path:
+    """Sidecar path of this network's ONNX export: the one shipped `beside` the checkpoint when it was
+    exported from these weights, else one exported into the cache (when absent or stale)."""
+    if beside is not None:
+        shipped = beside / f"picopose_{net.config.name}.json"
+        try:
+            if shipped.is_file() and load_sidecar(shipped).get("weights_sha256") == weights_id:
+                return shipped
+        except (ValueError, FileNotFoundError) as exc:
+            LOGGER.warning("ONNX files beside the checkpoint are unusable (%s): exporting into the cache", exc)
     folder = Path(root or cache_dir() / "onnx") / f"{net.config.name}-{weights_id[:24]}"
     sidecar = folder / f"picopose_{net.config.name}.json"
     if sidecar.is_file():

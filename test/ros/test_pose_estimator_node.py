@@ -49,7 +49,8 @@ def node_process(tmp_path_factory):
     command = [sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
                "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
                "-p", f"objects_file:={objects}", "-p", f"templates_dir:={folder / 'templates'}",
-               "-p", "use_masks:=true", "-p", "input_reliability:=reliable", "-p", "diagnostics_period_s:=0.5"]
+               "-p", "use_masks:=true", "-p", "input_reliability:=reliable", "-p", "diagnostics_period_s:=0.5",
+               "-p", "network:=small"]  # untrained small network: the graph is under test, not the weights
     proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ))
     yield proc
