@@ -19,8 +19,8 @@ def pair_tile(pair: TrainingPair, every: int = 5) -> np.ndarray:
         target = np.array([w + pair.flow[16][0, h, w], h + pair.flow[16][1, h, w]]) * PATCH_PX
         cv2.circle(template, (int((w + 0.5) * PATCH_PX), int((h + 0.5) * PATCH_PX)), 3, colour, -1)
         cv2.circle(query, (int(target[0]), int(target[1])), 3, colour, -1)
-    template = "grey" if pair.grey_template else "own"
-    label = f"{pair.object_name[-18:]} v{pair.view} {template} {'box' if pair.box_only else 'mask'}"
+    template_kind = "grey" if pair.grey_template else "own"
+    label = f"{pair.object_name[-18:]} v{pair.view} {template_kind} {'box' if pair.box_only else 'mask'}"
     cv2.putText(query, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
     return np.hstack([query, template])
 

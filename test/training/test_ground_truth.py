@@ -73,3 +73,13 @@ def test_gt_affine_through_the_fallback_recovers_an_on_axis_query(pair_sampler, 
     assert np.isclose(np.degrees(truth.angle_rad), theta_deg)
     T_est = affine_fallback_pose(affine_to_pixel_centres(truth.affine), template.bank(64), 0, crop.M_crop_img, K_QUERY)
     np.testing.assert_allclose(T_est, T_q, atol=1e-9)
+
+
+def test_preview_draws_pairs_side_by_side(pair_sampler, tmp_path):
+    import cv2
+
+    from novel_pose_ros.training.preview import write_preview
+
+    path = write_preview(pair_sampler, tmp_path / "pairs.png", count=2, columns=2)
+    sheet = cv2.imread(str(path))
+    assert sheet.shape == (224, 2 * 448, 3) and sheet.std() > 10
