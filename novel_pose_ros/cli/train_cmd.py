@@ -41,6 +41,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     preview.add_argument("--seed", type=int, default=0)
     preview.add_argument("--meshes", type=Path, default=None, help="override data.meshes_dir")
     preview.set_defaults(handler=run_preview)
+    objects = actions.add_parser("objects-yaml", help="write an objects YAML of training meshes (e.g. held-out ones, "
+                                                      "for novel-pose synth)")
+    objects.add_argument("--split", choices=["train", "validation"], default="validation")
+    objects.add_argument("--count", type=int, default=10, help="how many (named and YCB objects first, as validation does)")
+    objects.add_argument("--seed", type=int, default=0)
+    objects.add_argument("--meshes", type=Path, default=None, help="training-mesh folder (default: the user cache)")
+    objects.add_argument("--out", type=Path, required=True)
+    objects.set_defaults(handler=run_objects_yaml)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -86,4 +94,20 @@ def run_preview(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, {"data": {"meshes_dir": str(args.meshes)}} if args.meshes else None)
     path = write_preview(build_sampler(config.data, args.split), args.out, args.pairs, args.seed)
     print(f"preview: {path}")
+    return 0
+
+
+def run_objects_yaml(args: argparse.Namespace) -> int:
+    from novel_pose_ros.training.meshes import default_meshes_dir, load_manifest
+    from novel_pose_ros.training.validation import choose_ar_objects
+
+    manifest = load_manifest(args.meshes or default_meshes_dir())
+    names = choose_ar_objects(manifest.names(args.split), args.count, args.seed)
+    lines = [f"# {len(names)} '{args.split}' training meshes of {manifest.root} (novel-pose train objects-yaml)", "objects:"]
+    for name in names:
+        entry = manifest.entry(name)
+        lines.append(f"  - {{id: {entry.object_id}, name: {name}, mesh: {manifest.root / entry.mesh}, units: {entry.units}}}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"{len(names)} objects: {', '.join(names)}\nobjects file: {args.out}")
     return 0
