@@ -126,3 +126,23 @@ def test_the_fetched_manifest_has_no_test_object():
         pytest.skip(f"no fetched training meshes at {path} (novel-pose train fetch-meshes)")
     data = json.loads(path.read_text())
     _check_entries([(e["name"], e["object_id"], e["split"]) for e in data["objects"]])
+
+
+def test_objects_yaml_lists_held_out_meshes_as_a_loadable_library(tmp_path):
+    import shutil
+
+    from helpers import MESHES
+    from novel_pose_ros.cli import main
+    from novel_pose_ros.objects import ObjectLibrary
+
+    (tmp_path / "meshes").mkdir()
+    entries = []
+    for i, name in enumerate(["pybullet_random_900", "pybullet_random_901", "ycb_026_sponge"]):
+        shutil.copy(MESHES / "toy_block.ply", tmp_path / "meshes" / f"{name}.ply")
+        entries.append(MeshEntry(name, 900 + i, "pybullet", "m", "validation", "zlib", f"meshes/{name}.ply", "m",
+                                 (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), False, 12, (0.07, 0.045, 0.03), 0.09))
+    write_manifest(tmp_path, entries, {"pybullet": {"licence": "zlib"}}, [])
+    out = tmp_path / "held_out.yaml"
+    assert main(["train", "objects-yaml", "--meshes", str(tmp_path), "--count", "2", "--out", str(out)]) == 0
+    library = ObjectLibrary.from_yaml(out)
+    assert len(library) == 2 and library.names[0] == "ycb_026_sponge"  # named/YCB objects come first
