@@ -1,4 +1,9 @@
-"""`novel-pose bench templates`: timing of template building (a benchmark, not a test)."""
+"""`novel-pose bench`: the full Estimator's latency per stage and memory on synthetic frames with K objects;
+`novel-pose bench templates`: timing of template building. Benchmarks print numbers, never pass or fail.
+
+The sub-command is optional so that `novel-pose bench [options]` is the estimator benchmark; its
+options go before a sub-command. Heavy imports (torch, the Estimator) happen inside the handler.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,15 +15,38 @@ import time
 from pathlib import Path
 
 from novel_pose_ros.cli.table import format_table
+from novel_pose_ros.estimation.config import EstimatorConfig
+from novel_pose_ros.networks.picopose.config import CONFIGS
 from novel_pose_ros.objects import ObjectLibrary, load_object
 from novel_pose_ros.paths import default_objects_file
 from novel_pose_ros.render import create_renderer
+from novel_pose_ros.runtime import BACKENDS
 from novel_pose_ros.templates import TemplateSettings, ensure_templates
+
+ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "total")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    group = commands.add_parser("bench", help="benchmarks that print a table and write JSON")
-    sub = group.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    group = commands.add_parser("bench", help="benchmarks that print a table and write JSON (default: the estimator)",
+                                description="Without a BENCHMARK: the full estimator on synthetic frames with K objects "
+                                            "each (options below, given before any BENCHMARK).")
+    group.add_argument("--objects-per-frame", type=int, nargs="+", default=[1, 2, 4, 8], metavar="K",
+                       help="loads to measure: instances per frame (objects repeat beyond the library's size)")
+    group.add_argument("--frames", type=int, default=10, help="timed frames per load")
+    group.add_argument("--warmup", type=int, default=2, help="untimed frames run first per load")
+    group.add_argument("--objects", type=Path, default=None, help="objects YAML (default: bundled objects)")
+    group.add_argument("--network", default="small_cnn", choices=sorted(CONFIGS), help="PicoPose configuration")
+    group.add_argument("--weights", type=Path, default=None,
+                       help="PicoPose checkpoint (default: the shipped weights of --network; untrained if none shipped)")
+    group.add_argument("--backend", default="auto", choices=BACKENDS)
+    group.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    group.add_argument("--hypotheses", type=int, default=5, help="templates kept after stage 1")
+    group.add_argument("--templates", type=Path, default=None,
+                       help="template cache to onboard from (default: a fresh folder, so onboarding is timed cold)")
+    group.add_argument("--seed", type=int, default=0, help="scene generation seed (untrained weights keep their own seed)")
+    group.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    group.set_defaults(handler=run_estimator_bench)
+    sub = group.add_subparsers(dest="bench_command", required=False, metavar="BENCHMARK")
     templates = sub.add_parser("templates", help="time mesh loading + template rendering + writing, per object")
     source = templates.add_mutually_exclusive_group()
     source.add_argument("--objects", type=Path, default=None, help="objects YAML (default: bundled objects)")
@@ -80,3 +108,42 @@ def run_templates_bench(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps({"benchmark": "templates", "environment": environment, "results": results}, indent=1))
         print(f"JSON: {args.json}")
     return 0
+
+
+def run_estimator_bench(args: argparse.Namespace) -> int:
+    from novel_pose_ros.benchmarks.estimator_bench import BenchSettings, run_estimator_benchmark
+
+    settings = BenchSettings(tuple(args.objects_per_frame), args.frames, args.warmup, args.seed)  # checks before loading
+    config = EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
+                             hypotheses=args.hypotheses, templates_dir=args.templates)
+    library = ObjectLibrary.from_yaml(args.objects or default_objects_file())
+    bench = run_estimator_benchmark(library, config, settings)
+    print(format_table(
+        ["objects"] + [f"{s} ms" for s in ESTIMATOR_COLUMNS] + ["Hz", "answered", "peak RSS MiB", "GPU MiB"],
+        [[r.objects_per_frame] + [_ms(r.latency_s[s]) for s in ESTIMATOR_COLUMNS]
+         + [r.hz, f"{sum(r.answered_per_frame)}/{sum(r.detections_per_frame)}", r.peak_rss_mib,
+            "-" if r.gpu_peak_mib is None else r.gpu_peak_mib] for r in bench.results],
+    ))
+    env = bench.environment
+    print(f"median/p90 over {settings.frames} frames per load after {settings.warmup} warm-up; "
+          f"stage 3 includes the DPT head on the query; total = wall time of Estimator.run")
+    print(f"{env['backend']} on {env['device']} ({env['precision']}), network {env['network']}, weights {env['weights_id']}"
+          f"{' (UNTRAINED)' if env['untrained'] else ''}; renderer {env['renderer']}; "
+          f"CPU {env['cpu_model']} ({env['cpu_usable']} of {env['cpu_count']} cores usable)")
+    print(f"backend set-up {bench.backend_setup_s:.2f} s; onboarding ({bench.onboarding_cache}): "
+          + ", ".join(f"{name} {s:.2f} s" for name, s in bench.onboarding_s.items()))
+    print("RSS MiB after set-up steps: " + ", ".join(f"{step} {'-' if mib is None else f'{mib:.0f}'}"
+                                                    for step, mib in bench.setup_rss_mib.items()))
+    for r in bench.results:
+        if r.failures:
+            print(f"{r.objects_per_frame} objects per frame: detections without a pose: "
+                  + ", ".join(f"{cause} × {n}" for cause, n in r.failures.items()))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(bench.to_json(), indent=1))
+        print(f"JSON: {args.json}")
+    return 0
+
+
+def _ms(latency) -> str:
+    return f"{1000 * latency.median_s:.1f}/{1000 * latency.p90_s:.1f}"

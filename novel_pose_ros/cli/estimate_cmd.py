@@ -30,8 +30,8 @@ LOGGER = logging.getLogger(__name__)
 
 
 def _estimator_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", type=Path, default=None, help="PicoPose checkpoint (default: untrained, for plumbing checks)")
-    parser.add_argument("--network", default="small", choices=sorted(CONFIGS), help="PicoPose configuration")
+    parser.add_argument("--weights", type=Path, default=None, help="PicoPose checkpoint (default: the shipped weights of --network; untrained if none shipped)")
+    parser.add_argument("--network", default="small_cnn", choices=sorted(CONFIGS), help="PicoPose configuration")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--hypotheses", type=int, default=5, help="templates kept after stage 1")

@@ -24,7 +24,7 @@ class EstimatorConfig:
     max_batch: largest network batch (bounds memory); templates_dir: template cache (None = user cache).
     """
 
-    network: str = "small"
+    network: str = "small_cnn"
     weights: Path | None = None
     backend: str = "auto"
     device: str = "cpu"

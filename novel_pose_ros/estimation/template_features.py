@@ -34,7 +34,7 @@ class TemplateFeatures:
 
 def unit_patches(map3: np.ndarray) -> np.ndarray:
     """(B, C, G, G) -> (B, G·G, C) patch vectors of unit length (row-major patches)."""
-    patches = map3.reshape(map3.shape[0], map3.shape[1], -1).transpose(0, 2, 1)
+    patches = np.ascontiguousarray(map3.reshape(map3.shape[0], map3.shape[1], -1).transpose(0, 2, 1))
     return patches / np.maximum(np.linalg.norm(patches, axis=-1, keepdims=True), 1e-12)
 
 

@@ -34,8 +34,8 @@ class ParamSpec:
 SPECS = (
     ParamSpec("objects_file", "", "objects YAML (empty: the bundled config/objects.yaml)"),
     ParamSpec("templates_dir", "", "template cache folder (empty: ~/.cache/novel_pose_ros/templates)"),
-    ParamSpec("weights", "", "PicoPose checkpoint (empty: untrained weights, for plumbing checks only)"),
-    ParamSpec("network", "small", "PicoPose configuration", choices=tuple(sorted(CONFIGS))),
+    ParamSpec("weights", "", "PicoPose checkpoint (empty: the shipped weights of `network`; untrained if none shipped)"),
+    ParamSpec("network", "small_cnn", "PicoPose configuration", choices=tuple(sorted(CONFIGS))),
     ParamSpec("backend", "auto", "inference back end", choices=BACKENDS),
     ParamSpec("device", "cpu", "inference device", choices=("cpu", "cuda")),
     ParamSpec("hypotheses", 5, "templates kept after stage 1", bounds=(1, 64)),
