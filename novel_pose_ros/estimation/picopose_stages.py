@@ -8,7 +8,9 @@ wins; when no PnP succeeds, the stage-2 affine of the best-scored template gives
 """
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +80,7 @@ class PicoPoseStages:
     def __init__(self, backend: InferenceBackend, config: EstimatorConfig) -> None:
         self.backend = backend
         self.config = config
+        self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="pnp")
 
     def run(
         self, crops: list[QueryCrop], objects: dict[str, ObjectTemplates], K: np.ndarray, timings: dict[str, float]
@@ -128,20 +131,22 @@ class PicoPoseStages:
         certainties = 1.0 / (1.0 + np.exp(-certainty_logits[:, 0]))
         tick = _lap(timings, "stage3", tick)
 
-        outcomes = [self._choose(slot, crop, pairs, banks, affines.numpy(), flows, certainties, K)
+        # OpenCV releases the GIL, so the hypotheses' RANSAC runs use every core
+        solve = lambda i: pose_from_correspondences(  # noqa: E731
+            dense_correspondences(targets_from_flow(flows[i]), certainties[i], banks[i].bank, pairs[i][1],
+                                  crops[slots[i]].M_crop_img, cfg.certainty_threshold),
+            K, cfg.pnp_reprojection_px, cfg.pnp_iterations)
+        results = list(self._pool.map(solve, range(len(pairs))))
+        outcomes = [self._choose(slot, crop, pairs, banks, affines.numpy(), results, K)
                     for slot, crop in enumerate(crops)]
         _lap(timings, "pnp", tick)
         return outcomes
 
-    def _choose(self, slot, crop, pairs, banks, affines, flows, certainties, K) -> DetectionOutcome:
-        cfg = self.config
+    def _choose(self, slot, crop, pairs, banks, affines, results, K) -> DetectionOutcome:
         hypotheses, best = [], None
         indices = [i for i, p in enumerate(pairs) if p[0] == slot]
         for i in indices:
-            view = pairs[i][1]
-            corr = dense_correspondences(targets_from_flow(flows[i]), certainties[i], banks[i].bank, view,
-                                         crop.M_crop_img, cfg.certainty_threshold)
-            result = pose_from_correspondences(corr, K, cfg.pnp_reprojection_px, cfg.pnp_iterations)
+            view, result = pairs[i][1], results[i]
             if result.success:
                 hypotheses.append(PoseHypothesis(result.T_cam_obj, result.inlier_ratio, f"pnp:view{view}"))
                 if best is None or result.inlier_ratio > best[1]:

@@ -239,6 +239,8 @@ def initial_flow(affine: torch.Tensor, template_mask16: torch.Tensor) -> tuple[t
     xs, ys = cells.view(1, -1).expand(PATCH_GRID, -1), cells.view(-1, 1).expand(-1, PATCH_GRID)
     grid = torch.stack([xs, ys])  # [2, h, w]: (column, row) of each template cell
     centres = grid * PATCH_PX + PATCH_PX / 2
-    target = torch.einsum("bij,jhw->bihw", affine[:, :2, :2], centres) + affine[:, :2, 2].reshape(B, 2, 1, 1)
+    # a plain matmul: torch.einsum costs ~10 ms per call here for these tiny shapes
+    target = (affine[:, :2, :2] @ centres.reshape(2, -1)).reshape(B, 2, PATCH_GRID, PATCH_GRID) \
+        + affine[:, :2, 2].reshape(B, 2, 1, 1)
     mask = template_mask16.to(affine.dtype).unsqueeze(1)
     return target / PATCH_PX * mask - grid, mask
