@@ -131,11 +131,12 @@ class PicoPoseStages:
         certainties = 1.0 / (1.0 + np.exp(-certainty_logits[:, 0]))
         tick = _lap(timings, "stage3", tick)
 
+        def solve(i: int):
+            corr = dense_correspondences(targets_from_flow(flows[i]), certainties[i], banks[i].bank, pairs[i][1],
+                                         crops[slots[i]].M_crop_img, cfg.certainty_threshold)
+            return pose_from_correspondences(corr, K, cfg.pnp_reprojection_px, cfg.pnp_iterations)
+
         # OpenCV releases the GIL, so the hypotheses' RANSAC runs use every core
-        solve = lambda i: pose_from_correspondences(  # noqa: E731
-            dense_correspondences(targets_from_flow(flows[i]), certainties[i], banks[i].bank, pairs[i][1],
-                                  crops[slots[i]].M_crop_img, cfg.certainty_threshold),
-            K, cfg.pnp_reprojection_px, cfg.pnp_iterations)
         results = list(self._pool.map(solve, range(len(pairs))))
         outcomes = [self._choose(slot, crop, pairs, banks, affines.numpy(), results, K)
                     for slot, crop in enumerate(crops)]

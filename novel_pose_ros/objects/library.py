@@ -19,10 +19,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
-
 from novel_pose_ros.objects.mesh_loading import load_object
 from novel_pose_ros.types import ObjectModel
+from novel_pose_ros.yaml_files import read_yaml
 
 LOGGER = logging.getLogger(__name__)
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # must be valid in ROS topic and TF frame names
@@ -80,12 +79,7 @@ class ObjectLibrary:
     def from_yaml(cls, path: str | Path) -> "ObjectLibrary":
         """Load every object listed in an objects YAML file."""
         path = Path(path).expanduser().resolve()
-        if not path.is_file():
-            raise FileNotFoundError(f"objects file {path}: not found")
-        try:
-            config = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"objects file {path}: invalid YAML ({exc})") from exc
+        config = read_yaml(path, "objects file")
         entries = config.get("objects")
         if not isinstance(entries, list) or not entries:
             raise ValueError(f"objects file {path}: needs a non-empty 'objects' list")

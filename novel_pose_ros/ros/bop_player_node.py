@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import rclpy
-import yaml
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
@@ -45,6 +44,7 @@ from novel_pose_ros.bop.detections import decode_mask
 from novel_pose_ros.ros import conversions as cv
 from novel_pose_ros.ros.qos import RELIABILITIES, sensor_qos
 from novel_pose_ros.types import Detection
+from novel_pose_ros.yaml_files import read_yaml
 
 MATCH_GRACE_S = 2.0  # after `image` has a subscriber, how long to wait for the other topics to match too
 # name: (default or parameter type when unset, description, choices)
@@ -91,7 +91,7 @@ def object_names(objects_file: str) -> dict[int, str]:
     """BOP id -> name from an objects YAML (config/objects.yaml layout); meshes are not loaded."""
     if not objects_file:
         return {}
-    entries = (yaml.safe_load(Path(objects_file).read_text()) or {}).get("objects") or []
+    entries = read_yaml(Path(objects_file), "objects file").get("objects") or []
     try:
         return {int(e["id"]): str(e["name"]) for e in entries}
     except (KeyError, TypeError, ValueError) as exc:

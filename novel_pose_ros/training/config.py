@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from novel_pose_ros.networks.picopose.config import PicoPoseConfig, get_config
 from novel_pose_ros.training.augment import AugmentSettings
+from novel_pose_ros.yaml_files import read_yaml
 
 
 def _check(condition: bool, message: str) -> None:
@@ -271,12 +270,7 @@ def train_config_from_dict(values: dict, where: str = "train config") -> TrainCo
 def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     """Read a YAML training config; `overrides` ({"run": {"device": "cuda"}, ...}) are merged in first."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"training config {path}: not found")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"training config {path}: invalid YAML ({exc})") from exc
+    values = read_yaml(path, "training config")
     for section, entries in (overrides or {}).items():
         values.setdefault(section, {})
         values[section] = {**(values[section] or {}), **entries}
