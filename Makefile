@@ -4,6 +4,8 @@
 #   make venv       create/refresh .venv (fast no-op when nothing changed)
 #   make test       default test suite (not slow, not gpu)
 #   make test-slow  slow-marked tests
+#   make venv-gpu   GPU machines only: CUDA torch + requirements-gpu.txt (TensorRT) into .venv
+#   make test-gpu   gpu-marked tests (TensorRT); needs make venv-gpu and an NVIDIA GPU
 #   make demo       novel-pose demo
 #   make clean      remove .venv and build outputs
 #
@@ -20,6 +22,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 TORCH  := torch==2.13.0+cpu
+# '===' is an exact string match: it excludes the local +cpu wheel that find-links offers
+TORCH_CUDA := torch===2.13.0
 
 DEBIAN_PACKAGES := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri cmake g++ make
 
@@ -44,7 +48,7 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export FASTRTPS_DEFAULT_PROFILES_FILE := $(abspath config/fastdds_localhost.xml)
 export FASTDDS_DEFAULT_PROFILES_FILE := $(abspath config/fastdds_localhost.xml)
 
-.PHONY: venv test test-slow demo clean constraints
+.PHONY: venv venv-gpu test test-slow test-gpu demo clean constraints
 
 venv: $(VENV_STAMP) $(INTERFACES_STAMP)
 
@@ -82,6 +86,16 @@ $(INTERFACES_STAMP): $(VENV_STAMP) $(INTERFACE_INPUTS)
 	fi; \
 	touch $@
 
+# GPU extras (not part of `make venv`): the CUDA build of the same torch from PyPI (CUDA 13), then
+# requirements-gpu.txt, both under constraints.txt minus its torch pin.
+venv-gpu: venv
+	@grep -v -E '^torch==' constraints.txt > $(VENV)/constraints-gpu.txt
+	@echo "[venv-gpu] replacing the CPU torch with $(TORCH_CUDA) (CUDA build, PyPI)"
+	$(PIP) install -q --force-reinstall "$(TORCH_CUDA)" -c $(VENV)/constraints-gpu.txt
+	@echo "[venv-gpu] installing requirements-gpu.txt"
+	$(PIP) install -q -r requirements-gpu.txt -c $(VENV)/constraints-gpu.txt
+	@$(PY) -c 'import torch, tensorrt; print("[venv-gpu] torch", torch.__version__, "CUDA", torch.version.cuda, "GPU visible:", torch.cuda.is_available(), "TensorRT", tensorrt.__version__)'
+
 test: venv
 	@echo "[test] ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) ROS_AUTOMATIC_DISCOVERY_RANGE=$(ROS_AUTOMATIC_DISCOVERY_RANGE)"
 	@mkdir -p $(dir $(JUNIT)) && rm -f $(JUNIT)
@@ -93,6 +107,9 @@ test-slow: venv
 	@mkdir -p build/test
 	$(PY) -m pytest -m "slow" --junitxml=build/test/junit-slow.xml $(PYTEST_ARGS)
 	@$(PY) tools/setup/check_junit.py build/test/junit-slow.xml
+
+test-gpu:
+	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
 
 demo: venv
 	@echo "[demo] ROS_DOMAIN_ID=$(ROS_DOMAIN_ID)"

@@ -115,7 +115,8 @@ class LoadResult:
     failures: cause -> count. peak_rss_mib: host RSS high-water mark over this K, warm-up included, when
     the kernel let us reset it (peak_rss_scope 'load'), else over the process so far ('process');
     rss_mib: RSS after this K; gpu_peak_mib: torch.cuda.max_memory_allocated over this K, warm-up
-    included (None on CPU, and on CUDA through ONNX Runtime, whose arena torch cannot see).
+    included (None on CPU, and on CUDA through ONNX Runtime, whose arena torch cannot see; TensorRT: its I/O
+    buffers only, its activation memory is in environment.gpu_memory).
     """
 
     objects_per_frame: int
@@ -208,7 +209,8 @@ def run_estimator_benchmark(library: ObjectLibrary, config: EstimatorConfig, set
     shown = sorted({d.object_id for bench in frames.values() for f in bench for d in f.detections})
     rss = {"frames_rendered": _rss_mib("process")[1]}
     start = time.perf_counter()
-    backend = create_backend(config.backend, config.network, config.weights, config.device, seed=config.seed)
+    backend = create_backend(config.backend, config.network, config.weights, config.device, seed=config.seed,
+                             precision=config.precision, max_batch=config.max_batch)
     backend_setup_s = time.perf_counter() - start
     rss["backend_ready"] = _rss_mib("process")[1]
     with tempfile.TemporaryDirectory(prefix="novel_pose_bench_") as scratch:
@@ -285,9 +287,9 @@ def _rss_mib(scope: str) -> tuple[float, float | None]:
 
 
 def _gpu_counter(backend):
-    """torch.cuda when the back end allocates through torch on a GPU, else None: ONNX Runtime's CUDA
-    arena is invisible to torch's counters, and a CPU run has no GPU memory to report."""
-    if backend.device != "cuda" or backend.name != "torch":
+    """torch.cuda when the back end allocates through torch on a GPU (torch; TensorRT's I/O buffers), else
+    None: ONNX Runtime's CUDA arena is invisible to torch's counters, and a CPU run has no GPU memory to report."""
+    if backend.device != "cuda" or backend.name not in ("torch", "tensorrt"):
         return None
     import torch
 
@@ -297,7 +299,9 @@ def _gpu_counter(backend):
 def environment(estimator: Estimator, renderer: Renderer) -> dict[str, Any]:
     """What the numbers depend on: back end, device, precision, network, weights, renderer, CPU, versions."""
     backend, config = estimator.backend, estimator.config
-    gpu_memory = ("torch.cuda.max_memory_allocated" if _gpu_counter(backend) is not None else
+    gpu_memory = (f"torch.cuda.max_memory_allocated (I/O buffers) + {backend.device_memory_mib:.0f} MiB of TensorRT "
+                  "activation memory, not in gpu_peak_mib" if backend.name == "tensorrt" else
+                  "torch.cuda.max_memory_allocated" if _gpu_counter(backend) is not None else
                   "not measured: ONNX Runtime's CUDA arena is invisible to torch" if backend.device == "cuda" else "none (CPU)")
     return {
         "backend": backend.name, "device": backend.device, "precision": backend.precision,
@@ -339,5 +343,10 @@ def _versions() -> dict[str, str | None]:
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
+    try:
+        import tensorrt
+        trt_version = tensorrt.__version__
+    except (ImportError, OSError):
+        trt_version = None
     return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "onnxruntime": ort_version, "opencv": cv2.__version__}
+            "onnxruntime": ort_version, "tensorrt": trt_version, "opencv": cv2.__version__}

@@ -10,6 +10,7 @@ from novel_pose_ros.cli import (
     bench_cmd,
     demo_cmd,
     detections_cmd,
+    engine_cmd,
     estimate_cmd,
     eval_cmd,
     export_cmd,
@@ -20,7 +21,7 @@ from novel_pose_ros.cli import (
 )
 
 COMMAND_GROUPS = (templates_cmd, bench_cmd, demo_cmd, estimate_cmd, eval_cmd, synth_cmd, detections_cmd, weights_cmd, export_cmd,
-                  train_cmd)
+                  train_cmd, engine_cmd)
 # Errors caused by what the user gave us: reported in one line, exit code 2.
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError)
 

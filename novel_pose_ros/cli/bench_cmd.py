@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="PicoPose checkpoint (default: the shipped weights of --network; untrained if none shipped)")
     group.add_argument("--backend", default="auto", choices=BACKENDS)
     group.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    group.add_argument("--hypotheses", type=int, default=5, help="templates kept after stage 1")
+    group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
     group.add_argument("--templates", type=Path, default=None,
                        help="template cache to onboard from (default: a fresh folder, so onboarding is timed cold)")
     group.add_argument("--seed", type=int, default=0, help="scene generation seed (untrained weights keep their own seed)")

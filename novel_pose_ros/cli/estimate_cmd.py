@@ -15,6 +15,7 @@ from novel_pose_ros.bop.detections import group_by_image, read_detections_json
 from novel_pose_ros.bop.results import write_results_csv
 from novel_pose_ros.cli.table import format_table
 from novel_pose_ros.estimation import EstimatorConfig
+from novel_pose_ros.estimation.config import PIPELINES
 from novel_pose_ros.geometry.camera import validate_K
 from novel_pose_ros.geometry.se3 import quaternion_from_matrix
 from novel_pose_ros.networks.picopose.config import CONFIGS
@@ -34,13 +35,19 @@ def _estimator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", default="small_cnn", choices=sorted(CONFIGS), help="PicoPose configuration")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--hypotheses", type=int, default=5, help="templates kept after stage 1")
+    parser.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
     parser.add_argument("--templates", type=Path, default=None, help="template cache folder")
+    parser.add_argument("--pipeline", default="picopose", choices=PIPELINES,
+                        help="stages: PicoPose alone, or followed by the Co-op refiner")
+    parser.add_argument("--refiner-weights", type=Path, default=None,
+                        help="Co-op refiner checkpoint (default: the shipped one)")
+    parser.add_argument("--refine-iterations", type=int, default=1, help="render-and-compare rounds of the refiner")
 
 
 def _estimator_config(args: argparse.Namespace, templates_dir: Path) -> EstimatorConfig:
     return EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
-                           hypotheses=args.hypotheses, templates_dir=templates_dir)
+                           hypotheses=args.hypotheses, templates_dir=templates_dir, pipeline=args.pipeline,
+                           refiner_weights=args.refiner_weights, refine_iterations=args.refine_iterations)
 
 
 def register(commands: argparse._SubParsersAction) -> None:

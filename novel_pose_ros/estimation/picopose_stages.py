@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -41,10 +41,23 @@ SCALE_RANGE = (0.1, 10.0)
 
 @dataclass(frozen=True)
 class ObjectTemplates:
-    """What the stages need of one object: its template bank and cached template features."""
+    """What the stages need of one object: its template bank and cached template features.
+
+    object_patches (P, C): the unit patch vectors of every template's object patches, template after
+    template (stage 1 reads only these); first_patch (N,): row of each template's first object patch
+    (a template with none starts where the next one does).
+    """
 
     bank: TemplateBank
     features: TemplateFeatures
+    object_patches: np.ndarray = field(init=False, repr=False)
+    first_patch: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        on_object = self.bank.patch_mask.reshape(len(self.bank), -1) > 0
+        counts = on_object.sum(axis=1)
+        object.__setattr__(self, "object_patches", np.ascontiguousarray(self.features.unit_patches[on_object]))
+        object.__setattr__(self, "first_patch", np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -64,14 +77,19 @@ def score_templates(query_unit: np.ndarray, query_patch_mask: np.ndarray, templa
 
     query_unit: (256, C) unit patch vectors; query_patch_mask: (256,) 0/1. Template patches off the
     object are ignored (PicoPose takes all of them; background patches of a black render only add
-    spurious matches).
+    spurious matches), and so are query patches outside the mask, which add nothing to a score: one
+    2-D GEMM of the object patches with the masked query patches, then a max per template.
     """
-    n, patches, channels = templates.features.unit_patches.shape
-    # one 2-D GEMM over all template patches: NumPy's batched 3-D @ 2-D product is several times slower
-    sim = (templates.features.unit_patches.reshape(n * patches, channels) @ query_unit.T).reshape(n, patches, -1)
-    on_object = templates.bank.patch_mask.reshape(n, -1, 1) > 0
-    best = np.where(on_object, sim, -1.0).max(axis=1)  # (N, 256 query)
-    return (best * query_patch_mask).sum(axis=1) / query_unit.shape[0]
+    n = len(templates.bank)
+    rows = query_patch_mask > 0
+    if not rows.any():
+        return np.zeros(n)
+    sim = templates.object_patches @ query_unit[rows].T  # (P, Q)
+    best = np.full((n, int(rows.sum())), -1.0, dtype=sim.dtype)  # a template without object patches
+    has_patches = np.diff(np.append(templates.first_patch, len(sim))) > 0
+    if has_patches.any():
+        best[has_patches] = np.maximum.reduceat(sim, templates.first_patch[has_patches], axis=0)
+    return (best * query_patch_mask[rows]).sum(axis=1) / query_unit.shape[0]
 
 
 class PicoPoseStages:

@@ -16,9 +16,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from novel_pose_ros.estimation import EstimatorConfig
+from novel_pose_ros.estimation.config import PIPELINES
 from novel_pose_ros.networks.picopose.config import CONFIGS
 from novel_pose_ros.paths import default_objects_file
 from novel_pose_ros.runtime import BACKENDS
+from novel_pose_ros.runtime.engine_cache import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,11 @@ SPECS = (
     ParamSpec("network", "small_cnn", "PicoPose configuration", choices=tuple(sorted(CONFIGS))),
     ParamSpec("backend", "auto", "inference back end", choices=BACKENDS),
     ParamSpec("device", "cpu", "inference device", choices=("cpu", "cuda")),
-    ParamSpec("hypotheses", 5, "templates kept after stage 1", bounds=(1, 64)),
+    ParamSpec("precision", "fp16", "TensorRT engine precision (other back ends run fp32)", choices=PRECISIONS),
+    ParamSpec("hypotheses", EstimatorConfig.hypotheses, "templates kept after stage 1", bounds=(1, 64)),
+    ParamSpec("pipeline", "picopose", "stages: PicoPose, or PicoPose then the Co-op refiner", choices=PIPELINES),
+    ParamSpec("refiner_weights", "", "Co-op refiner checkpoint (empty: the shipped one; none shipped yet)"),
+    ParamSpec("refine_iterations", 1, "render-and-compare rounds of the refiner", bounds=(1, 10)),
     ParamSpec("max_batch", 32, "largest network batch", bounds=(1, 1024)),
     ParamSpec("min_mask_pixels", 64, "smaller detection masks are rejected", bounds=(1, 1_000_000)),
     ParamSpec("use_masks", False, "subscribe to detection_masks (label image, value = detection index + 1)"),
@@ -123,7 +129,10 @@ def read_settings(node: Node) -> NodeSettings:
         raise ValueError("; ".join(problems))
     estimator = EstimatorConfig(
         network=values["network"], weights=Path(values["weights"]) if values["weights"] else None,
-        backend=values["backend"], device=values["device"], hypotheses=values["hypotheses"],
+        backend=values["backend"], device=values["device"], precision=values["precision"],
+        hypotheses=values["hypotheses"], pipeline=values["pipeline"],
+        refiner_weights=Path(values["refiner_weights"]) if values["refiner_weights"] else None,
+        refine_iterations=values["refine_iterations"],
         max_batch=values["max_batch"], min_mask_pixels=values["min_mask_pixels"],
         templates_dir=Path(values["templates_dir"]) if values["templates_dir"] else None,
     )

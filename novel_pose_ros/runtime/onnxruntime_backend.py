@@ -13,7 +13,7 @@ LOGGER = logging.getLogger(__name__)
 
 
 class OnnxRuntimeBackend:
-    """Sessions for the four graphs listed in an export sidecar (checked against their sha256)."""
+    """Sessions for the graphs listed in an export sidecar (PicoPose or Co-op; checked against their sha256)."""
 
     name = "onnxruntime"
     precision = "fp32"
@@ -22,7 +22,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         sidecar_path = Path(sidecar_path)
-        sidecar = load_sidecar(sidecar_path)
+        sidecar = load_sidecar(sidecar_path, network=None)
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():

@@ -15,7 +15,8 @@ import torch
 
 from novel_pose_ros.networks.picopose.checkpoint import load_weights, read_checkpoint
 from novel_pose_ros.networks.picopose.config import PicoPoseConfig, get_config
-from novel_pose_ros.networks.picopose.export import export_onnx, file_sha256, load_sidecar
+from novel_pose_ros.hashing import file_sha256
+from novel_pose_ros.networks.picopose.export import export_onnx, load_sidecar
 from novel_pose_ros.networks.picopose.picopose_net import PicoPoseNet, build_network
 from novel_pose_ros.paths import cache_dir, share_dir
 

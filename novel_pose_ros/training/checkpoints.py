@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from novel_pose_ros.networks.picopose.checkpoint import load_weights, save_checkpoint
 from novel_pose_ros.networks.picopose.picopose_net import PicoPoseNet
@@ -34,13 +36,20 @@ def checkpoint_paths(folder: Path, step: int) -> CheckpointPaths:
     return CheckpointPaths(folder / f"step_{step:07d}.ckpt", folder / f"step_{step:07d}.state.pt")
 
 
-def save_training_checkpoint(folder: str | Path, step: int, net: PicoPoseNet, optimizer: torch.optim.Optimizer,
-                             config: dict, keep: int = 3) -> CheckpointPaths:
-    """Write the checkpoint of `step` (steps done) and drop the oldest beyond `keep`."""
+def _save_picopose_weights(net: PicoPoseNet, path: Path, step: int, extra: dict) -> None:
+    save_checkpoint(net, path, epoch=0, global_step=step, extra=extra)
+
+
+def save_training_checkpoint(folder: str | Path, step: int, net: nn.Module, optimizer: torch.optim.Optimizer,
+                             config: dict, keep: int = 3,
+                             save_weights: Callable[[nn.Module, Path, int, dict], object] = _save_picopose_weights
+                             ) -> CheckpointPaths:
+    """Write the checkpoint of `step` (steps done) and drop the oldest beyond `keep`. save_weights(net, path,
+    step, extra) writes the weights file (default: PicoPose's Lightning layout; the Co-op refiner passes its own)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = checkpoint_paths(folder, step)
-    save_checkpoint(net, paths.weights, epoch=0, global_step=step, extra={"train_config": config})
+    save_weights(net, paths.weights, step, {"train_config": config})
     torch.save({
         "step": int(step),
         "optimizer": optimizer.state_dict(),
@@ -68,10 +77,10 @@ def latest_checkpoint(folder: str | Path) -> CheckpointPaths | None:
     return paths
 
 
-def load_training_checkpoint(paths: CheckpointPaths, net: PicoPoseNet,
-                             optimizer: torch.optim.Optimizer | None) -> dict:
-    """Load weights (strict), optimiser state and RNG states; returns {"step", "config"}."""
-    load_weights(net, paths.weights)
+def load_training_checkpoint(paths: CheckpointPaths, net: nn.Module, optimizer: torch.optim.Optimizer | None,
+                             read_weights: Callable[[nn.Module, Path], object] = load_weights) -> dict:
+    """Load weights (strict, with `read_weights`), optimiser state and RNG states; returns {"step", "config"}."""
+    read_weights(net, paths.weights)
     state = torch.load(paths.state, map_location="cpu", weights_only=True)
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])

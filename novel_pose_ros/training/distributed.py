@@ -8,9 +8,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,17 @@ def setup_distributed(device: str) -> Distributed:
 def teardown_distributed(state: Distributed) -> None:
     if state.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def run_distributed(device: str, threads: int, seed: int, body: Callable[[Distributed], T]) -> T:
+    """Set up the process group (torchrun) or a single process, torch threads and the global seeds (torch,
+    NumPy), run `body(dist)`, and tear the group down however it ends: every trainer starts this way."""
+    state = setup_distributed(device)
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        return body(state)
+    finally:
+        teardown_distributed(state)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 CURVES = (("loss", (255, 255, 255)), ("infonce", (80, 180, 255)), ("translation", (80, 255, 120)),
           ("scale", (255, 200, 60)), ("inplane", (255, 120, 220)), ("flow64", (60, 60, 255)),
@@ -39,7 +40,39 @@ class JsonLog:
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
-def _panel(records: list[dict], keys, size: tuple[int, int], title: str, log_scale: bool) -> np.ndarray:
+class TrainMeter:
+    """Mean loss values and seconds per step between two "train" log records (loss first, then `terms`)."""
+
+    def __init__(self, terms: tuple[str, ...]) -> None:
+        self.terms = tuple(terms)
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = torch.zeros(len(self.terms) + 1, dtype=torch.float64)
+        self.counted, self.skipped, self.data_s, self.compute_s = 0, 0, 0.0, 0.0
+
+    def add(self, values: list[float], stepped: bool, data_s: float, compute_s: float) -> None:
+        """One step: its loss values (counted only when the update was taken) and its data / compute seconds."""
+        if stepped:
+            self.sums += torch.tensor(values, dtype=torch.float64)
+            self.counted += 1
+        else:
+            self.skipped += 1
+        self.data_s += data_s
+        self.compute_s += compute_s
+
+    def record(self, step: int, lr: float, dist) -> dict:
+        """The record of the steps since the last one (means over ranks), then start again."""
+        means, n = dist.mean(self.sums / max(self.counted, 1)), max(self.counted + self.skipped, 1)
+        record = {"kind": "train", "step": step, "lr": lr, "loss": float(means[0]),
+                  **{k: float(v) for k, v in zip(self.terms, means[1:])},
+                  "sec_per_step": (self.data_s + self.compute_s) / n, "data_s": self.data_s / n,
+                  "compute_s": self.compute_s / n, "skipped": self.skipped}
+        self.reset()
+        return record
+
+
+def curve_panel(records: list[dict], keys, size: tuple[int, int], title: str, log_scale: bool) -> np.ndarray:
     w, h = size
     image = np.full((h, w, 3), 30, np.uint8)
     cv2.putText(image, title, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
@@ -83,10 +116,10 @@ def plot_curves(records: list[dict], path: str | Path, width: int = 1000) -> Pat
     """Write the loss (log scale) and validation-AR panels as a PNG."""
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "validation"]
-    panels = [_panel(train + [{"step": r["step"], "val_loss": r.get("val_loss")} for r in val], CURVES,
+    panels = [curve_panel(train + [{"step": r["step"], "val_loss": r.get("val_loss")} for r in val], CURVES,
                      (width, 360), "losses (log10)", True)]
     if any("ar" in r for r in val):
-        panels.append(_panel(val, (("ar", (0, 255, 255)), ("ar_mssd", (80, 255, 120)), ("ar_mspd", (255, 200, 60)),
+        panels.append(curve_panel(val, (("ar", (0, 255, 255)), ("ar_mssd", (80, 255, 120)), ("ar_mspd", (255, 200, 60)),
                                    ("ar_vsd", (255, 120, 220))), (width, 220), "validation AR (held-out objects)", False))
     path = Path(path)
     cv2.imwrite(str(path), np.vstack(panels))

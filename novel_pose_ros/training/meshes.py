@@ -33,7 +33,8 @@ from novel_pose_ros.objects import load_object
 from novel_pose_ros.objects.mesh_loading import max_pairwise_distance
 from novel_pose_ros.paths import cache_dir
 from novel_pose_ros.training.mesh_sources import SOURCES, ObjectSpec, pybullet_objects, robosuite_objects, ycb_objects
-from novel_pose_ros.training.wheels import fetch_wheel, file_sha256
+from novel_pose_ros.hashing import file_sha256
+from novel_pose_ros.training.wheels import fetch_wheel
 from novel_pose_ros.types import ObjectModel
 
 LOGGER = logging.getLogger(__name__)

@@ -45,3 +45,17 @@ def set_learning_rates(optimizer: torch.optim.Optimizer, step: int, total_steps:
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * factor
     return config.lr * factor
+
+
+def apply_update(net: torch.nn.Module, optimizer: torch.optim.Optimizer, values: list[float], config: OptimConfig,
+                 dist) -> bool:
+    """After backward: clip the gradients (config.grad_clip_norm) and step, unless a loss value is non-finite
+    on any rank: then every rank drops its gradients and skips the step (all ran backward, so none waits).
+    Returns whether the step was taken."""
+    if not dist.all_true(all(math.isfinite(v) for v in values)):
+        optimizer.zero_grad(set_to_none=True)
+        return False
+    if config.grad_clip_norm:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip_norm)
+    optimizer.step()
+    return True

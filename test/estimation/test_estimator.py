@@ -138,3 +138,47 @@ def test_untrained_path_gives_a_pose_per_detection_on_a_real_image(untrained_bac
     estimator = Estimator(library, EstimatorConfig(templates_dir=tmp_path), untrained_backend, gl_renderer)
     report = estimator.run(Frame(image.load_rgb(), image.K), [d.to_detection(library) for d in detections])
     assert len(report.poses) == len(detections) == 5 and report.failures == []
+
+
+def test_stage1_score_is_the_brute_force_definition(estimator):
+    """score_templates (object patches × masked query patches, max per template) equals the definition
+    written out over all patches, also for a template with no object patch and a partial query mask."""
+    import dataclasses
+
+    from novel_pose_ros.estimation.picopose_stages import ObjectTemplates, score_templates
+
+    templates = estimator.templates_of("toy_block")
+    patch_mask = templates.bank.patch_mask.copy()
+    patch_mask[3] = 0.0  # a template whose object is not on the patch grid
+    templates = ObjectTemplates(dataclasses.replace(templates.bank, patch_mask=patch_mask), templates.features)
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(256, templates.features.unit_patches.shape[2])).astype(np.float32)
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    query_mask = (rng.random(256) > 0.4).astype(np.float32)
+
+    sim = np.einsum("npc,qc->npq", templates.features.unit_patches, query)
+    best = np.where(patch_mask.reshape(len(patch_mask), -1, 1) > 0, sim, -1.0).max(axis=1)
+    expected = (best * query_mask).sum(axis=1) / 256
+    got = score_templates(query, query_mask, templates)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert got[3] == pytest.approx(-query_mask.sum() / 256)
+    assert np.all(score_templates(query, np.zeros(256, np.float32), templates) == 0.0)
+
+
+def test_picopose_then_refine_refines_every_posed_detection(library, templates_dir, gl_renderer, scene):
+    """pipeline picopose+refine with the shipped weights of both stages: the coarse poses go through the
+    refiner graph and the LM-PnP, the refined pose is returned (the coarse ones stay listed); timed."""
+    frame, masks = scene
+    estimator = Estimator(library, EstimatorConfig(templates_dir=templates_dir, pipeline="picopose+refine",
+                                                   refine_iterations=1), renderer=gl_renderer)
+    report = estimator.run(frame, [_detection("toy_block", masks["toy_block"]),
+                                   _detection("cereal_box", masks["cereal_box"])])
+    assert len(report.poses) == 2
+    assert set(report.timings.seconds) == set(STAGES) | {"refine"} and report.timings.seconds["refine"] > 0
+    for pose in report.poses:
+        assert is_rotation(pose.R, atol=1e-6) and np.all(np.isfinite(pose.t_m))
+        # the refined pose is the one returned when refinement succeeded; the coarse ones stay listed
+        refined = [h for h in pose.hypotheses if h.source == "refined"]
+        if refined:
+            assert np.allclose(refined[0].T_cam_obj, pose.T_cam_obj)
+    assert any(h.source == "refined" for p in report.poses for h in p.hypotheses)

@@ -7,7 +7,7 @@ import torch
 from novel_pose_ros.cli import main
 from novel_pose_ros.networks.picopose.checkpoint import save_checkpoint
 from novel_pose_ros.networks.picopose.config import SMALL
-from novel_pose_ros.networks.picopose.export import file_sha256
+from novel_pose_ros.hashing import file_sha256
 from novel_pose_ros.networks.picopose.picopose_net import build_network
 
 

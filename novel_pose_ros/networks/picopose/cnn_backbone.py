@@ -94,7 +94,7 @@ class EfficientNetLite0(nn.Module):
 
 
 class CNNFeatureExtractor(nn.Module):
-    """image [B, 3, 224, 224] (BGR, CLIP-normalised) → 4 maps [B, out_dim, 16, 16]."""
+    """image [B, 3, 224 or 256, same] (BGR, CLIP-normalised) → 4 maps [B, out_dim, 16, 16]."""
 
     def __init__(self, config: CNNConfig) -> None:
         super().__init__()
@@ -109,9 +109,12 @@ class CNNFeatureExtractor(nn.Module):
                              persistent=False)
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        check_tensor("image", image, (None, 3, IMAGE_SIZE, IMAGE_SIZE))
+        """A 224 crop (PicoPose) is resized to 256; a 256 crop (the Co-op refiner's) is read as it is."""
+        size = image.shape[-1] if image.dim() == 4 and image.shape[-1] == CNN_INPUT else IMAGE_SIZE
+        check_tensor("image", image, (None, 3, size, size))
         x = image.flip(1) * self.in_scale + self.in_shift
-        x = F.interpolate(x, size=(CNN_INPUT, CNN_INPUT), mode="bilinear", align_corners=False)
+        if size != CNN_INPUT:
+            x = F.interpolate(x, size=(CNN_INPUT, CNN_INPUT), mode="bilinear", align_corners=False)
         taps = self.cnn(x)
         s16 = taps[16]
         s32 = F.interpolate(taps[32], size=(PATCH_GRID, PATCH_GRID), mode="bilinear", align_corners=False)

@@ -30,7 +30,6 @@ gather) and PnP stay in Python.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -38,6 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from novel_pose_ros.hashing import file_sha256
 from novel_pose_ros.networks.picopose.config import FLOW_SIZES, IMAGE_SIZE, PATCH_GRID
 from novel_pose_ros.networks.picopose.picopose_net import PicoPoseNet
 from novel_pose_ros.networks.picopose.preprocessing import NORMALISATION
@@ -45,6 +45,8 @@ from novel_pose_ros.networks.picopose.preprocessing import NORMALISATION
 DEFAULT_OPSET = 17
 SIDECAR_FORMAT = 1
 GRAPHS = ("backbone", "affine", "dpt", "flow")
+# networks whose exports share this sidecar format (and so every runtime back end)
+SIDECAR_NETWORKS = ("picopose", "coop_coarse", "coop_refiner", "coop_selector")
 # Geometry shared by the graphs' users (pixel coordinates of the 224 crops, the official conventions).
 CONVENTIONS = {
     "pixels": "crop pixels as the official code (trained that way): x_crop = s (x_img - x1) with M_crop = "
@@ -99,34 +101,35 @@ class FlowGraph(nn.Module):
         return flows[-1], certainties[-1]
 
 
-def _spec(name: str, shape: list, description: str) -> dict:
+def tensor_spec(name: str, shape: list, description: str) -> dict:
+    """One float32 input or output of an exported graph, as the sidecars list them ("B" = dynamic batch)."""
     return {"name": name, "shape": shape, "dtype": "float32", "description": description}
 
 
 def io_spec(net: PicoPoseNet) -> dict[str, dict[str, list[dict]]]:
     """Inputs and outputs of each graph (names, symbolic shapes, dtypes, meaning)."""
     C, F, g = net.config.backbone.out_dim, net.config.dpt.features, PATCH_GRID
-    maps = [_spec(f"map{i}", ["B", C, g, g], f"backbone map {i} (map3 = last layer)") for i in range(4)]
+    maps = [tensor_spec(f"map{i}", ["B", C, g, g], f"backbone map {i} (map3 = last layer)") for i in range(4)]
     feats = {n: ["B", F, n, n] for n in FLOW_SIZES}
     return {
-        "backbone": {"inputs": [_spec("image", ["B", 3, IMAGE_SIZE, IMAGE_SIZE],
+        "backbone": {"inputs": [tensor_spec("image", ["B", 3, IMAGE_SIZE, IMAGE_SIZE],
                                       "BGR CLIP-normalised crop (see normalisation)")],
                      "outputs": maps},
-        "affine": {"inputs": [_spec("query_map", ["B", C, g, g], "query map3"),
-                              _spec("template_map", ["B", C, g, g], "template map3"),
-                              _spec("template_patch_mask", ["B", g, g],
+        "affine": {"inputs": [tensor_spec("query_map", ["B", C, g, g], "query map3"),
+                              tensor_spec("template_map", ["B", C, g, g], "template map3"),
+                              tensor_spec("template_patch_mask", ["B", g, g],
                                     "template mask at patch (14i, 14j) pixels, 1 = object")],
-                   "outputs": [_spec("translation", ["B", 2], "query centre - template centre in 14-px units (x, y)"),
-                               _spec("scale", ["B", 1], "query / template size ratio"),
-                               _spec("cos_sin", ["B", 2], "in-plane rotation (cos, sin), unit norm")]},
+                   "outputs": [tensor_spec("translation", ["B", 2], "query centre - template centre in 14-px units (x, y)"),
+                               tensor_spec("scale", ["B", 1], "query / template size ratio"),
+                               tensor_spec("cos_sin", ["B", 2], "in-plane rotation (cos, sin), unit norm")]},
         "dpt": {"inputs": maps[1:],
-                "outputs": [_spec(f"feat{n}", shape, f"DPT features at {n}x{n}") for n, shape in feats.items()]},
-        "flow": {"inputs": [_spec(f"template_feat{n}", s, "template dpt output") for n, s in feats.items()]
-                 + [_spec(f"query_feat{n}", s, "query dpt output") for n, s in feats.items()]
-                 + [_spec("init_flow", ["B", 2, 16, 16], "flow_decoder.initial_flow from the stage-2 affine"),
-                    _spec("init_certainty", ["B", 1, 16, 16], "template patch mask as logits")],
-                 "outputs": [_spec("flow", ["B", 2, 64, 64], "target cell = floor(grid + flow), cells of 3.5 px"),
-                             _spec("certainty", ["B", 1, 64, 64], "logits; keep cells with sigmoid > 0.5")]},
+                "outputs": [tensor_spec(f"feat{n}", shape, f"DPT features at {n}x{n}") for n, shape in feats.items()]},
+        "flow": {"inputs": [tensor_spec(f"template_feat{n}", s, "template dpt output") for n, s in feats.items()]
+                 + [tensor_spec(f"query_feat{n}", s, "query dpt output") for n, s in feats.items()]
+                 + [tensor_spec("init_flow", ["B", 2, 16, 16], "flow_decoder.initial_flow from the stage-2 affine"),
+                    tensor_spec("init_certainty", ["B", 1, 16, 16], "template patch mask as logits")],
+                 "outputs": [tensor_spec("flow", ["B", 2, 64, 64], "target cell = floor(grid + flow), cells of 3.5 px"),
+                             tensor_spec("certainty", ["B", 1, 64, 64], "logits; keep cells with sigmoid > 0.5")]},
     }
 
 
@@ -154,31 +157,35 @@ def graph_modules(net: PicoPoseNet) -> dict[str, nn.Module]:
     return {name: module.eval() for name, module in graphs.items()}
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export_onnx(net: PicoPoseNet, out_dir: str | Path, weights_sha256: str | None, opset: int = DEFAULT_OPSET) -> Path:
     """Write the four graphs and `picopose_<config>.json` into out_dir; return the sidecar path."""
+    name = net.config.name
+    sidecar = sidecar_header("picopose", net.config, weights_sha256, opset, "detections x hypotheses",
+                             conventions=CONVENTIONS)
+    return write_onnx_graphs(net, graph_modules(net), io_spec(net), example_inputs(net, batch=2), Path(out_dir),
+                             f"picopose_{name}", sidecar, opset)
+
+
+def sidecar_header(network: str, config, weights_sha256: str | None, opset: int, batch: str, **extra) -> dict:
+    """The sidecar fields every export shares (network in SIDECAR_NETWORKS, its config and values, the
+    weights, opset, torch version, input normalisation, what the dynamic batch B counts) + `extra`."""
+    return {"format": SIDECAR_FORMAT, "network": network, "config": config.name, "config_values": config.to_dict(),
+            "weights_sha256": weights_sha256, "opset": opset, "torch": torch.__version__,
+            "normalisation": NORMALISATION, "dynamic_axes": {"B": f"batch ({batch})"}, **extra}
+
+
+def write_onnx_graphs(net: nn.Module, graphs: dict[str, nn.Module], spec: dict, inputs: dict[str, dict[str, torch.Tensor]],
+                      out_dir: Path, prefix: str, sidecar: dict, opset: int = DEFAULT_OPSET) -> Path:
+    """Export each graph (batch axis 0 dynamic) to `<prefix>_<graph>.onnx` and write `<prefix>.json`: `sidecar`
+    plus, per graph, its file, sha256 and io spec. Every exporter of ours (PicoPose, Co-op) goes through here."""
     if opset < 17:
         raise ValueError(f"opset must be ≥ 17 (GridSample, LayerNormalization), got {opset}")
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     was_training = net.training
     net.eval()
-    name = net.config.name
-    spec = io_spec(net)
-    inputs = example_inputs(net, batch=2)
-    sidecar = {"format": SIDECAR_FORMAT, "network": "picopose", "config": name, "config_values": net.config.to_dict(),
-               "weights_sha256": weights_sha256, "opset": opset, "torch": torch.__version__,
-               "normalisation": NORMALISATION, "conventions": CONVENTIONS,
-               "dynamic_axes": {"B": "batch (detections x hypotheses)"}, "graphs": {}}
-    for graph, module in graph_modules(net).items():
-        path = out_dir / f"picopose_{name}_{graph}.onnx"
+    sidecar = {**sidecar, "graphs": {}}
+    for graph, module in graphs.items():
+        path = out_dir / f"{prefix}_{graph}.onnx"
         in_names = [i["name"] for i in spec[graph]["inputs"]]
         out_names = [o["name"] for o in spec[graph]["outputs"]]
         with torch.no_grad(), warnings.catch_warnings():
@@ -193,7 +200,7 @@ def export_onnx(net: PicoPoseNet, out_dir: str | Path, weights_sha256: str | Non
                               dynamic_axes={n: {0: "B"} for n in in_names + out_names}, do_constant_folding=True)
         sidecar["graphs"][graph] = {"file": path.name, "sha256": file_sha256(path), **spec[graph]}
     net.train(was_training)
-    sidecar_path = out_dir / f"picopose_{name}.json"
+    sidecar_path = out_dir / f"{prefix}.json"
     sidecar_path.write_text(json.dumps(sidecar, indent=1))
     return sidecar_path
 
@@ -216,12 +223,15 @@ def verify_onnx(net: PicoPoseNet, sidecar_path: str | Path, batch: int = 2, seed
     return result
 
 
-def load_sidecar(path: str | Path) -> dict:
-    """Read a sidecar and check that each graph file exists and matches its recorded sha256."""
+def load_sidecar(path: str | Path, network: str | None = "picopose") -> dict:
+    """Read a sidecar of `network` (None: any of SIDECAR_NETWORKS) and check that each graph file exists
+    and matches its recorded sha256."""
     path = Path(path)
     sidecar = json.loads(path.read_text())
-    if sidecar.get("format") != SIDECAR_FORMAT or sidecar.get("network") != "picopose":
-        raise ValueError(f"{path}: not a PicoPose ONNX sidecar of format {SIDECAR_FORMAT}")
+    wanted = SIDECAR_NETWORKS if network is None else (network,)
+    if sidecar.get("format") != SIDECAR_FORMAT or sidecar.get("network") not in wanted:
+        raise ValueError(f"{path}: not an ONNX sidecar of format {SIDECAR_FORMAT} for {' or '.join(wanted)} "
+                         f"(network: {sidecar.get('network')!r})")
     for graph, info in sidecar["graphs"].items():
         onnx_path = path.parent / info["file"]
         if not onnx_path.is_file():

@@ -149,13 +149,25 @@ def correlation_lookup(template: torch.Tensor, query: torch.Tensor, flow: torch.
             out.append(sampled.reshape(B, H * W, -1))
     elif mode == "local":
         # each template cell's window of (w+1)² integer query positions: dots, then bilinear weights
-        template_rows = template.flatten(2).transpose(1, 2).reshape(B * H * W, C, 1)
+        template_rows = template.flatten(2).transpose(1, 2)  # [B, HW, C]
         pooled = query
         for k in range(levels):
             if k:
                 pooled = F.avg_pool2d(pooled, 2)
-            rows, frac = _window_rows(pooled, centres.reshape(B, H * W, 2) / 2**k, radius, w + 1)
-            dots = (rows @ template_rows).reshape(-1, w + 1, w + 1).permute(1, 2, 0)  # [w+1 (x), w+1 (y), B·HW]
+            points = centres.reshape(B, H * W, 2) / 2**k
+            s = pooled.shape[-1]
+            if (s + 2) ** 2 <= 10 * (w + 1) ** 2:
+                # a small pooled map (16² for radius 2): a GEMM with every position, then the window's
+                # scalars, beats gathering (w+1)² C-vectors per cell (both scale with C; crossover
+                # measured with ONNX Runtime on CPU: 64² maps are 2× slower this way)
+                volume = template_rows @ F.pad(pooled, (1, 1, 1, 1)).flatten(2)  # [B, HW, (s+2)²]
+                index, frac = _window_index(points, s, radius, w + 1)
+                dots = volume.gather(2, index.reshape(B, H * W, -1)).reshape(-1, w + 1, w + 1)
+                frac = frac.reshape(-1, 2)
+            else:
+                rows, frac = _window_rows(pooled, points, radius, w + 1)
+                dots = (rows @ template_rows.reshape(B * H * W, C, 1)).reshape(-1, w + 1, w + 1)
+            dots = dots.permute(1, 2, 0)  # [w+1 (x), w+1 (y), B·HW]
             window = _bilinear_window(dots, frac).reshape(w * w, B, H * W) * inv_sqrt_c
             out.append(window.permute(1, 2, 0))  # [B, HW, w²]
     else:
@@ -197,6 +209,13 @@ class FlowDecoder(nn.Module):
 
         Returns (flows, certainty logits): per level [B, 2, n, n] and [B, 1, n, n], n = 16, 32, 64.
         """
+        flows, certainties, _ = self.decode(template, query, init_flow, init_certainty)
+        return flows, certainties
+
+    def decode(self, template: list[torch.Tensor], query: list[torch.Tensor], init_flow: torch.Tensor,
+               init_certainty: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """`forward`'s outputs + the last level's head input [B, 2·proj_dim + motion_dim, 64, 64]
+        (the Co-op refiner reads its extra heads from it)."""
         c = self.config.proj_dim
         for name, maps in (("template", template), ("query", query)):
             if len(maps) != len(FLOW_SIZES):
@@ -220,7 +239,7 @@ class FlowDecoder(nn.Module):
                 up = (FLOW_SIZES[lvl + 1],) * 2
                 flow = 2 * F.interpolate(flow, size=up, mode="bilinear", align_corners=True)
                 certainty = F.interpolate(certainty, size=up, mode="bilinear", align_corners=True)
-        return flows, certainties
+        return flows, certainties, x
 
 
 def initial_flow(affine: torch.Tensor, template_mask16: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

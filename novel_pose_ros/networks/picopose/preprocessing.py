@@ -25,14 +25,14 @@ NORMALISATION = {
 }
 
 
-def to_network_input(rgb_crops: np.ndarray) -> np.ndarray:
-    """uint8 RGB crops [224, 224, 3] or [N, 224, 224, 3] → float32 [N, 3, 224, 224] (BGR, CLIP-normalised)."""
+def to_network_input(rgb_crops: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """uint8 RGB crops [S, S, 3] or [N, S, S, 3] → float32 [N, 3, S, S] (BGR, CLIP-normalised);
+    S = `size`: 224 for PicoPose, 256 for the Co-op refiner and selector."""
     crops = np.asarray(rgb_crops)
     if crops.ndim == 3:
         crops = crops[None]
-    if crops.ndim != 4 or crops.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
-        raise ValueError(f"RGB crops: expected shape ({IMAGE_SIZE}, {IMAGE_SIZE}, 3) or "
-                         f"(N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), got {crops.shape}")
+    if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+        raise ValueError(f"RGB crops: expected shape ({size}, {size}, 3) or (N, {size}, {size}, 3), got {crops.shape}")
     if crops.dtype != np.uint8:
         raise ValueError(f"RGB crops: expected dtype uint8, got {crops.dtype}")
     bgr = crops[..., ::-1].astype(np.float32) / np.float32(255.0)

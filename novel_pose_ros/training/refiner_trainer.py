@@ -1,0 +1,272 @@
+"""Co-op refiner training: `train_refiner(config)` (what `novel-pose train` runs for a refiner YAML).
+
+Per step: a batch of refiner pairs (training/refiner_pairs.py, in data worker processes); the
+network on (query, render at T_cur); the correspondence weights W = sigmoid(certainty) ×
+sigmoid(sensitivity) × (1 − exp(−R/b)) on the render-valid grid cells (0 elsewhere); the
+differentiable LM-PnP (geometry/lm_pnp.py) from T_cur of the lifted grid points to their predicted
+crop pixels through K_crop; the loss (training/refiner_losses.py): Laplace NLL on visible cells +
+certainty BCE on render-valid cells + disentangled point matching of the solved pose vs T_gt
+(weights in config.loss); AdamW (backbone at optim.backbone_lr) with warm-up + cosine, gradient
+clipping. Logs (JSON lines, curves.png), resumable checkpoints (training/refiner_checkpoint.py) and
+held-out validation as training/trainer.py's; validation adds the median rotation / translation
+error of T_cur (before) and of the solved pose (after) on fixed pairs of the "validation" objects.
+Outputs in run.out_dir: config.yaml, train_log.jsonl, curves.png, checkpoints/.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from novel_pose_ros.geometry.lm_pnp import correspondence_weights, lm_pnp
+from novel_pose_ros.networks.coop.refiner_net import CELL_PX, REFINER_GRID, CoopRefinerNet, load_picopose_weights
+from novel_pose_ros.training.batches import batch_loader
+from novel_pose_ros.training.checkpoints import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
+from novel_pose_ros.training.distributed import Distributed, run_distributed
+from novel_pose_ros.training.logs import JsonLog, TrainMeter, curve_panel
+from novel_pose_ros.training.meshes import default_meshes_dir, load_manifest
+from novel_pose_ros.training.model import backbone_batchnorm_eval
+from novel_pose_ros.training.objects import ObjectPool
+from novel_pose_ros.training.optim import apply_update, build_optimizer, set_learning_rates
+from novel_pose_ros.training.refiner_checkpoint import load_refiner_weights, save_refiner_weights
+from novel_pose_ros.training.refiner_config import RefinerTrainConfig
+from novel_pose_ros.training.refiner_losses import REFINER_LOSS_TERMS, refiner_loss
+from novel_pose_ros.training.refiner_pairs import RefinerBatch, RefinerBatchStream, RefinerPairSampler, collate_refiner
+from novel_pose_ros.training.trainer import TrainSummary
+
+LOGGER = logging.getLogger(__name__)
+LOSS_TERMS = tuple(k for k in REFINER_LOSS_TERMS if k != "total")  # laplace_nll, certainty_bce, pose_*, pose
+ERROR_KEYS = ("rot_err_deg_before", "rot_err_deg_after", "trans_err_mm_before", "trans_err_mm_after")
+
+
+def build_refiner_sampler(config: RefinerTrainConfig, split: str) -> RefinerPairSampler:
+    """A refiner sampler over the manifest's `split` (picklable through functools.partial for spawned workers)."""
+    data = config.data
+    manifest = load_manifest(data.meshes_dir or default_meshes_dir())
+    pool = ObjectPool.from_manifest(manifest, split, data.objects if split == "train" else (), data.group_weights)
+    return RefinerPairSampler(pool, data, config.noise, window_margin=config.solver.window_margin,
+                              model_points=config.loss.model_points)
+
+
+def build_refiner_network(config: RefinerTrainConfig) -> CoopRefinerNet:
+    """The refiner of `config`; backbone, DPT head and decoder from PicoPose weights when init_from_picopose."""
+    from novel_pose_ros.runtime.weights import load_network, resolve_checkpoint
+
+    net = CoopRefinerNet(config.network_config())
+    if config.init_from_picopose:
+        name = net.config.picopose
+        checkpoint = resolve_checkpoint(name, config.picopose_weights)
+        if checkpoint is None:
+            raise FileNotFoundError(f"init_from_picopose: no PicoPose '{name}' weights shipped; set picopose_weights")
+        picopose, _ = load_network(name, checkpoint)
+        count = load_picopose_weights(net, picopose.state_dict())
+        LOGGER.info("refiner initialised from %s (%d tensors)", checkpoint, count)
+    return net
+
+
+def flow_to_pixels_torch(flow: torch.Tensor) -> torch.Tensor:
+    """[B, 2, 64, 64] decoder flow → [B, 64, 64, 2] target crop pixels (estimation/refiner_geometry.flow_to_pixels)."""
+    cells = torch.arange(REFINER_GRID, dtype=flow.dtype, device=flow.device)
+    grid = torch.stack(torch.meshgrid(cells, cells, indexing="xy"), dim=-1)  # [64, 64, 2] (w, h)
+    return (grid + flow.permute(0, 2, 3, 1)) * CELL_PX - 0.5
+
+
+class RefinerTrainingModel(nn.Module):
+    """The network plus the differentiable pose solve (the module wrapped by DDP)."""
+
+    def __init__(self, net: CoopRefinerNet, config: RefinerTrainConfig) -> None:
+        super().__init__()
+        self.net = net
+        self.solver = config.solver
+
+    def forward(self, batch: RefinerBatch) -> dict[str, torch.Tensor]:
+        """Network outputs plus weights [B, 64, 64] (0 off the render) and T_pred [B, 4, 4] (float64)."""
+        out = self.net(batch.query, batch.render, batch.render_mask16)
+        B = len(batch)
+        weights = correspondence_weights(out["certainty"][:, 0], out["sensitivity"][:, 0], torch.exp(out["log_b"][:, 0]),
+                                         self.solver.flow_radius_cells) * batch.points_valid
+        pixels = flow_to_pixels_torch(out["flow"])
+        T_pred = lm_pnp(batch.points_obj.reshape(B, -1, 3), pixels.reshape(B, -1, 2).double(),
+                        weights.reshape(B, -1).double(), batch.K_crop, batch.T_cur,
+                        lm_iterations=self.solver.lm_iterations, gn_iterations=self.solver.gn_iterations)
+        return {**out, "weights": weights, "T_pred": T_pred}
+
+
+def compute_loss(outputs: dict[str, torch.Tensor], batch: RefinerBatch,
+                 config: RefinerTrainConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(weighted total, {LOSS_TERMS}) of training/refiner_losses.py: the NLL on visible cells, the BCE on
+    render-valid cells, the pose loss of the solved pose on the model points."""
+    loss = config.loss
+    terms = refiner_loss(outputs["flow"], outputs["log_b"], outputs["certainty"], batch.flow_gt, batch.visible,
+                         outputs["T_pred"], batch.T_gt, batch.model_points, render_mask=batch.points_valid,
+                         laplace_weight=loss.flow_weight, certainty_weight=loss.certainty_weight,
+                         pose_weight=loss.pose_weight)
+    return terms.pop("total"), terms
+
+
+def pose_errors(T_est: torch.Tensor, T_gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotation angle (degrees) and translation error (mm) per pair, [B] each."""
+    R = T_est[:, :3, :3].transpose(1, 2) @ T_gt[:, :3, :3]
+    cos = ((torch.diagonal(R, dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+    return torch.rad2deg(torch.arccos(cos)), 1000.0 * torch.linalg.norm(T_est[:, :3, 3] - T_gt[:, :3, 3], dim=-1)
+
+
+def validation_batches(sampler: RefinerPairSampler, count: int, batch_size: int, seed: int) -> list[RefinerBatch]:
+    """`count` fixed validation pairs (from `seed`) in batches of `batch_size`."""
+    pairs = sampler.sample(np.random.default_rng([int(seed), 7]), count) if count else []
+    return [collate_refiner(pairs[i:i + batch_size]) for i in range(0, len(pairs), batch_size)]
+
+
+@torch.no_grad()
+def validate_refiner(model: RefinerTrainingModel, batches: list[RefinerBatch], config: RefinerTrainConfig,
+                     device: torch.device) -> dict[str, float]:
+    """Mean losses (val_loss, val_<term>) and median pose errors (val_rot_err_deg_before/after,
+    val_trans_err_mm_before/after) over the batches, in eval mode (the model's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    errors: dict[str, list] = {k: [] for k in ERROR_KEYS}
+    count = 0
+    for batch in batches:
+        batch = batch.to(device)
+        outputs = model(batch)
+        total, terms = compute_loss(outputs, batch, config)
+        for key, value in {"val_loss": total, **{f"val_{k}": v for k, v in terms.items()}}.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * len(batch)
+        count += len(batch)
+        for when, T in (("before", batch.T_cur), ("after", outputs["T_pred"])):
+            rot, trans = pose_errors(T, batch.T_gt)
+            errors[f"rot_err_deg_{when}"] += rot.cpu().tolist()
+            errors[f"trans_err_mm_{when}"] += trans.cpu().tolist()
+    model.train(was_training)
+    if not count:
+        return {}
+    return {**{k: v / count for k, v in sums.items()}, **{f"val_{k}": float(np.nanmedian(v)) for k, v in errors.items()}}
+
+
+def plot_refiner_curves(records: list[dict], path: Path, width: int = 1000) -> Path:
+    """Loss terms (log scale; the Laplace NLL may be negative: linear panel) and validation pose errors."""
+    import cv2
+
+    train = [r for r in records if r.get("kind") == "train"]
+    val = [r for r in records if r.get("kind") == "validation"]
+    panels = [
+        curve_panel(train + val, (("loss", (255, 255, 255)), ("laplace_nll", (60, 60, 255)), ("val_loss", (0, 255, 255)),
+                             ("val_laplace_nll", (255, 120, 220))), (width, 260), "loss, Laplace NLL", False),
+        curve_panel(train + val, (("certainty_bce", (200, 200, 120)), ("pose", (80, 255, 120)),
+                             ("val_pose", (255, 200, 60))), (width, 260), "certainty BCE, pose (log10)", True),
+        curve_panel(val, (("val_rot_err_deg_before", (120, 120, 120)), ("val_rot_err_deg_after", (80, 255, 120)),
+                     ("val_trans_err_mm_before", (200, 200, 200)), ("val_trans_err_mm_after", (60, 60, 255))),
+               (width, 220), "validation median errors (deg, mm)", False)]
+    cv2.imwrite(str(path), np.vstack(panels))
+    return Path(path)
+
+
+class RefinerTrainer:
+    """One refiner training run; make_sampler / make_val_sampler default to the manifest's train / validation splits."""
+
+    def __init__(self, config: RefinerTrainConfig, resume: bool = False,
+                 make_sampler: Callable[[], RefinerPairSampler] | None = None,
+                 make_val_sampler: Callable[[], RefinerPairSampler] | None = None, show_progress: bool = True) -> None:
+        self.config = config
+        self.resume = resume
+        self.make_sampler = make_sampler or partial(build_refiner_sampler, config, "train")
+        self.make_val_sampler = make_val_sampler or partial(build_refiner_sampler, config, "validation")
+        self.show_progress = show_progress
+        self.out_dir = Path(config.run.out_dir).expanduser().resolve()
+        self._val_batches: list[RefinerBatch] | None = None
+
+    def run(self) -> TrainSummary:
+        run = self.config.run
+        return run_distributed(run.device, run.threads, run.seed, self._run)
+
+    def _run(self, dist: Distributed) -> TrainSummary:
+        cfg, run = self.config, self.config.run
+        checkpoints = self.out_dir / "checkpoints"
+        paths = latest_checkpoint(checkpoints) if self.resume else None
+        if self.resume and paths is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {checkpoints}")
+        net = CoopRefinerNet(cfg.network_config()) if (paths or run.init_weights) else build_refiner_network(cfg)
+        net.to(dist.device)
+        optimizer = build_optimizer(net, cfg.optim)
+        start = 0
+        if paths is not None:
+            start = load_training_checkpoint(paths, net, optimizer, load_refiner_weights)["step"]
+            LOGGER.info("resuming from %s at step %d", paths.weights.name, start)
+        elif run.init_weights is not None:
+            load_refiner_weights(net, Path(run.init_weights).expanduser())
+            LOGGER.info("starting from the refiner weights of %s (new schedule)", run.init_weights)
+        model = RefinerTrainingModel(net, cfg)
+        trained = (nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if dist.enabled else model)
+        log = JsonLog(self.out_dir / "train_log.jsonl")
+        if dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            if self.resume:
+                log.truncate_after(start)
+            elif log.path.exists():
+                log.path.unlink()
+        stream = RefinerBatchStream(self.make_sampler, run.batch_size, run.seed, dist.rank, start, run.steps)
+        meter, last_ckpt = TrainMeter(LOSS_TERMS), None
+        model.train()
+        if cfg.optim.freeze_backbone_bn:
+            backbone_batchnorm_eval(net)
+        bar = tqdm(total=run.steps, initial=start, desc="train refiner", unit="step",
+                   disable=not (self.show_progress and dist.is_main))
+        tick = time.perf_counter()
+        for step, batch in batch_loader(stream, run.num_workers, pin_memory=dist.device.type == "cuda"):
+            got, data_from = time.perf_counter(), tick
+            batch = batch.to(dist.device)
+            lr = set_learning_rates(optimizer, step, run.steps, cfg.optim)
+            total, terms = compute_loss(trained(batch), batch, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            values = [float(total.detach())] + [float(terms[k].detach()) for k in LOSS_TERMS]
+            stepped = apply_update(net, optimizer, values, cfg.optim, dist)
+            tick = time.perf_counter()
+            meter.add(values, stepped, got - data_from, tick - got)
+            done = step + 1
+            bar.update(1)
+            if done % run.log_every == 0 or done == run.steps:
+                record = meter.record(done, lr, dist)
+                bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "laplace_nll", "certainty_bce", "pose")})
+                if dist.is_main:
+                    log.write(record)
+                    plot_refiner_curves(log.read(), self.out_dir / "curves.png")
+            validate = done % cfg.validation.every_steps == 0 or done == run.steps
+            if done % run.checkpoint_every == 0 or done == run.steps or validate:
+                if dist.is_main:
+                    last_ckpt = save_training_checkpoint(checkpoints, done, net, optimizer, cfg.to_dict(),
+                                                         run.keep_checkpoints, save_refiner_weights).weights
+                dist.barrier()
+            if validate:
+                if dist.is_main and cfg.validation.pairs:
+                    self._validate(done, model, dist, log)
+                    if cfg.optim.freeze_backbone_bn:
+                        backbone_batchnorm_eval(net)
+                dist.barrier()
+            tick = time.perf_counter()
+        bar.close()
+        return TrainSummary(self.out_dir, start, run.steps, last_ckpt, log.read() if dist.is_main else [], dist.rank)
+
+    def _validate(self, step: int, model: RefinerTrainingModel, dist: Distributed, log: JsonLog) -> None:
+        cfg = self.config
+        if self._val_batches is None:
+            self._val_batches = validation_batches(self.make_val_sampler(), cfg.validation.pairs, cfg.run.batch_size,
+                                                   cfg.validation.seed)
+        record = {"kind": "validation", "step": step, **validate_refiner(model, self._val_batches, cfg, dist.device)}
+        log.write(record)
+        plot_refiner_curves(log.read(), self.out_dir / "curves.png")
+        LOGGER.info("validation at step %d: %s", step, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
+
+
+def train_refiner(config: RefinerTrainConfig, resume: bool = False, show_progress: bool = True) -> TrainSummary:
+    return RefinerTrainer(config, resume, show_progress=show_progress).run()
