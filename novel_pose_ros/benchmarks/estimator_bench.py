@@ -52,9 +52,10 @@ STAGE_SOURCES = {
     "stage2": "affine regressor graph + affine -> initial flow and certainty (key 'stage2')",
     "stage3": "DPT head on the query maps + flow decoder graph + certainty sigmoid (key 'stage3')",
     "pnp": "dense correspondences + EPnP/RANSAC per hypothesis + choice or affine fallback (key 'pnp')",
+    "refine": "pipeline picopose+refine only: per round window, render, refiner graph, LM-PnP (key 'refine')",
     "total": "wall time of the whole Estimator.run call: the stages above + pose assembly",
 }
-STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")
+STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")  # every pipeline; + "refine" with the refiner
 REPORTED = STAGE_KEYS + ("total",)
 MAX_OBJECTS_PER_FRAME = 64
 # Frames a little less cropped than the synth default, and every instance visible enough to be a
@@ -230,21 +231,26 @@ def _time_load(estimator: Estimator, k: int, bench_frames: list[BenchFrame], set
         gpu.reset_peak_memory_stats()
     for bench in bench_frames[: settings.warmup]:
         estimator.run(bench.frame, bench.detections)
-    seconds: dict[str, list[float]] = {name: [] for name in REPORTED}
+    keys = estimator.stage_names
+    unknown = set(keys) - set(STAGE_SOURCES)
+    if unknown:
+        raise RuntimeError(f"the Estimator reports stage timings {sorted(unknown)} the benchmark does not describe: "
+                           "update STAGE_SOURCES")
+    seconds: dict[str, list[float]] = {name: [] for name in keys + ("total",)}
     answered, failures = [], Counter()
     for bench in bench_frames[settings.warmup:]:
         start = time.perf_counter()
         report = estimator.run(bench.frame, bench.detections)
         seconds["total"].append(time.perf_counter() - start)
-        missing = set(STAGE_KEYS) - set(report.timings.seconds)
+        missing = set(keys) - set(report.timings.seconds)
         if missing:
             raise RuntimeError(f"the Estimator no longer reports stage timings {sorted(missing)}: update STAGE_SOURCES")
-        for name in STAGE_KEYS:
+        for name in keys:
             seconds[name].append(report.timings.seconds[name])
         answered.append(len(report.poses))
         failures.update(f.cause for f in report.failures)
     latency = {name: StageLatency(float(np.median(v)), float(np.percentile(v, 90))) for name, v in seconds.items()}
-    untimed = np.array(seconds["total"]) - np.sum([seconds[name] for name in STAGE_KEYS], axis=0)
+    untimed = np.array(seconds["total"]) - np.sum([seconds[name] for name in keys], axis=0)
     peak_mib, rss_mib = _rss_mib(rss_scope)
     LOGGER.info("%d objects per frame: median %.1f ms per frame", k, 1000 * latency["total"].median_s)
     return LoadResult(

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from novel_pose_ros.cli.table import format_table
-from novel_pose_ros.estimation.config import EstimatorConfig
+from novel_pose_ros.estimation.config import PIPELINES, EstimatorConfig
 from novel_pose_ros.networks.picopose.config import CONFIGS
 from novel_pose_ros.objects import ObjectLibrary, load_object
 from novel_pose_ros.paths import default_objects_file
@@ -23,7 +23,7 @@ from novel_pose_ros.render import create_renderer
 from novel_pose_ros.runtime import BACKENDS
 from novel_pose_ros.templates import TemplateSettings, ensure_templates
 
-ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "total")
+ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "refine", "total")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,6 +41,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     group.add_argument("--backend", default="auto", choices=BACKENDS)
     group.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
+    group.add_argument("--pipeline", default=EstimatorConfig.pipeline, choices=PIPELINES,
+                       help="stages: PicoPose alone, or followed by the Co-op refiner (adds a 'refine' column)")
+    group.add_argument("--refine-iterations", type=int, default=EstimatorConfig.refine_iterations,
+                       help="render-and-compare rounds of the refiner")
     group.add_argument("--templates", type=Path, default=None,
                        help="template cache to onboard from (default: a fresh folder, so onboarding is timed cold)")
     group.add_argument("--seed", type=int, default=0, help="scene generation seed (untrained weights keep their own seed)")
@@ -115,12 +119,14 @@ def run_estimator_bench(args: argparse.Namespace) -> int:
 
     settings = BenchSettings(tuple(args.objects_per_frame), args.frames, args.warmup, args.seed)  # checks before loading
     config = EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
-                             hypotheses=args.hypotheses, templates_dir=args.templates)
+                             hypotheses=args.hypotheses, templates_dir=args.templates, pipeline=args.pipeline,
+                             refine_iterations=args.refine_iterations)
     library = ObjectLibrary.from_yaml(args.objects or default_objects_file())
     bench = run_estimator_benchmark(library, config, settings)
+    columns = [s for s in ESTIMATOR_COLUMNS if s in bench.results[0].latency_s]
     print(format_table(
-        ["objects"] + [f"{s} ms" for s in ESTIMATOR_COLUMNS] + ["Hz", "answered", "peak RSS MiB", "GPU MiB"],
-        [[r.objects_per_frame] + [_ms(r.latency_s[s]) for s in ESTIMATOR_COLUMNS]
+        ["objects"] + [f"{s} ms" for s in columns] + ["Hz", "answered", "peak RSS MiB", "GPU MiB"],
+        [[r.objects_per_frame] + [_ms(r.latency_s[s]) for s in columns]
          + [r.hz, f"{sum(r.answered_per_frame)}/{sum(r.detections_per_frame)}", r.peak_rss_mib,
             "-" if r.gpu_peak_mib is None else r.gpu_peak_mib] for r in bench.results],
     ))

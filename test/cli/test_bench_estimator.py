@@ -79,3 +79,15 @@ def test_a_bad_argument_is_refused_with_a_message(capsys):
     assert main(["bench", "--objects-per-frame", "0", "3", "--warmup", "-1"]) == 2
     err = capsys.readouterr().err
     assert "objects per frame must be 1 to 64" in err and "warmup must be ≥ 0" in err
+
+
+def test_the_refine_pipeline_gets_its_own_column(tmp_path, capsys):
+    objects = tmp_path / "objects.yaml"
+    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES / 'toy_block.ply'}, units: m}}\n")
+    out = tmp_path / "out.json"
+    code = main(["bench", "--objects-per-frame", "1", "--frames", "1", "--warmup", "1", "--objects", str(objects),
+                 "--network", "small", "--backend", "onnxruntime", "--pipeline", "picopose+refine", "--json", str(out)])
+    assert code == 0 and "refine ms" in capsys.readouterr().out
+    [result] = json.loads(out.read_text())["results"]
+    assert set(result["latency_s"]) == set(REPORTED) | {"refine"}
+    assert 0.0 < result["latency_s"]["refine"]["median_s"] <= result["latency_s"]["total"]["median_s"]
