@@ -20,8 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from novel_pose_ros.networks.picopose.checkpoint import load_weights, save_checkpoint
-from novel_pose_ros.networks.picopose.picopose_net import PicoPoseNet
 
 LATEST = "latest.json"
 
@@ -36,16 +34,11 @@ def checkpoint_paths(folder: Path, step: int) -> CheckpointPaths:
     return CheckpointPaths(folder / f"step_{step:07d}.ckpt", folder / f"step_{step:07d}.state.pt")
 
 
-def _save_picopose_weights(net: PicoPoseNet, path: Path, step: int, extra: dict) -> None:
-    save_checkpoint(net, path, epoch=0, global_step=step, extra=extra)
-
-
 def save_training_checkpoint(folder: str | Path, step: int, net: nn.Module, optimizer: torch.optim.Optimizer,
-                             config: dict, keep: int = 3,
-                             save_weights: Callable[[nn.Module, Path, int, dict], object] = _save_picopose_weights
+                             config: dict, keep: int, save_weights: Callable[[nn.Module, Path, int, dict], object]
                              ) -> CheckpointPaths:
     """Write the checkpoint of `step` (steps done) and drop the oldest beyond `keep`. save_weights(net, path,
-    step, extra) writes the weights file (default: PicoPose's Lightning layout; the Co-op refiner passes its own)."""
+    step, extra) writes the weights file in the network's own format (PicoPose: Lightning layout)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = checkpoint_paths(folder, step)
@@ -78,7 +71,7 @@ def latest_checkpoint(folder: str | Path) -> CheckpointPaths | None:
 
 
 def load_training_checkpoint(paths: CheckpointPaths, net: nn.Module, optimizer: torch.optim.Optimizer | None,
-                             read_weights: Callable[[nn.Module, Path], object] = load_weights) -> dict:
+                             read_weights: Callable[[nn.Module, Path], object]) -> dict:
     """Load weights (strict, with `read_weights`), optimiser state and RNG states; returns {"step", "config"}."""
     read_weights(net, paths.weights)
     state = torch.load(paths.state, map_location="cpu", weights_only=True)

@@ -7,40 +7,33 @@ differentiable LM-PnP (geometry/lm_pnp.py) from T_cur of the lifted grid points 
 crop pixels through K_crop; the loss (training/refiner_losses.py): Laplace NLL on visible cells +
 certainty BCE on render-valid cells + disentangled point matching of the solved pose vs T_gt
 (weights in config.loss); AdamW (backbone at optim.backbone_lr) with warm-up + cosine, gradient
-clipping. Logs (JSON lines, curves.png), resumable checkpoints (training/refiner_checkpoint.py) and
-held-out validation as training/trainer.py's; validation adds the median rotation / translation
+clipping: the loop of training/loop.py. Logs (JSON lines, curves.png), resumable checkpoints
+(training/refiner_checkpoint.py's weights files) and held-out validation as PicoPose's; validation adds the median rotation / translation
 error of T_cur (before) and of the solved pose (after) on fixed pairs of the "validation" objects.
 Outputs in run.out_dir: config.yaml, train_log.jsonl, curves.png, checkpoints/.
 """
 from __future__ import annotations
 
 import logging
-import time
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
-from tqdm import tqdm
 
 from novel_pose_ros.geometry.lm_pnp import correspondence_weights, lm_pnp
 from novel_pose_ros.networks.coop.refiner_net import CELL_PX, REFINER_GRID, CoopRefinerNet, load_picopose_weights
-from novel_pose_ros.training.batches import batch_loader
-from novel_pose_ros.training.checkpoints import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
-from novel_pose_ros.training.distributed import Distributed, run_distributed
-from novel_pose_ros.training.logs import JsonLog, TrainMeter, curve_panel
+from novel_pose_ros.training.distributed import Distributed
+from novel_pose_ros.training.logs import JsonLog, curve_panel
+from novel_pose_ros.training.loop import TrainingRun, TrainSummary
 from novel_pose_ros.training.meshes import default_meshes_dir, load_manifest
-from novel_pose_ros.training.model import backbone_batchnorm_eval
 from novel_pose_ros.training.objects import ObjectPool
-from novel_pose_ros.training.optim import apply_update, build_optimizer, set_learning_rates
 from novel_pose_ros.training.refiner_checkpoint import load_refiner_weights, save_refiner_weights
 from novel_pose_ros.training.refiner_config import RefinerTrainConfig
 from novel_pose_ros.training.refiner_losses import REFINER_LOSS_TERMS, refiner_loss
 from novel_pose_ros.training.refiner_pairs import RefinerBatch, RefinerBatchStream, RefinerPairSampler, collate_refiner
-from novel_pose_ros.training.trainer import TrainSummary
 
 LOGGER = logging.getLogger(__name__)
 LOSS_TERMS = tuple(k for k in REFINER_LOSS_TERMS if k != "total")  # laplace_nll, certainty_bce, pose_*, pose
@@ -170,101 +163,58 @@ def plot_refiner_curves(records: list[dict], path: Path, width: int = 1000) -> P
     return Path(path)
 
 
-class RefinerTrainer:
-    """One refiner training run; make_sampler / make_val_sampler default to the manifest's train / validation splits."""
+class RefinerTrainer(TrainingRun):
+    """One refiner training run on training/loop.py's loop; make_sampler / make_val_sampler default to the
+    manifest's train / validation splits."""
+
+    loss_terms = LOSS_TERMS
+    progress_label = "train refiner"
 
     def __init__(self, config: RefinerTrainConfig, resume: bool = False,
                  make_sampler: Callable[[], RefinerPairSampler] | None = None,
                  make_val_sampler: Callable[[], RefinerPairSampler] | None = None, show_progress: bool = True) -> None:
-        self.config = config
-        self.resume = resume
+        super().__init__(config, resume, show_progress)
         self.make_sampler = make_sampler or partial(build_refiner_sampler, config, "train")
         self.make_val_sampler = make_val_sampler or partial(build_refiner_sampler, config, "validation")
-        self.show_progress = show_progress
-        self.out_dir = Path(config.run.out_dir).expanduser().resolve()
         self._val_batches: list[RefinerBatch] | None = None
 
-    def run(self) -> TrainSummary:
+    def build_network(self, from_weights: bool) -> CoopRefinerNet:
+        """From the PicoPose weights, unless refiner weights (resume, init_weights) are loaded next."""
+        return CoopRefinerNet(self.config.network_config()) if from_weights else build_refiner_network(self.config)
+
+    def load_weights(self, net: CoopRefinerNet, path: Path) -> object:
+        return load_refiner_weights(net, path)
+
+    def save_weights(self, net: CoopRefinerNet, path: Path, step: int, extra: dict) -> object:
+        return save_refiner_weights(net, path, step, extra)
+
+    def training_model(self, net: CoopRefinerNet) -> RefinerTrainingModel:
+        return RefinerTrainingModel(net, self.config)
+
+    def batch_stream(self, start: int, rank: int) -> RefinerBatchStream:
         run = self.config.run
-        return run_distributed(run.device, run.threads, run.seed, self._run)
+        return RefinerBatchStream(self.make_sampler, run.batch_size, run.seed, rank, start, run.steps)
 
-    def _run(self, dist: Distributed) -> TrainSummary:
-        cfg, run = self.config, self.config.run
-        checkpoints = self.out_dir / "checkpoints"
-        paths = latest_checkpoint(checkpoints) if self.resume else None
-        if self.resume and paths is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {checkpoints}")
-        net = CoopRefinerNet(cfg.network_config()) if (paths or run.init_weights) else build_refiner_network(cfg)
-        net.to(dist.device)
-        optimizer = build_optimizer(net, cfg.optim)
-        start = 0
-        if paths is not None:
-            start = load_training_checkpoint(paths, net, optimizer, load_refiner_weights)["step"]
-            LOGGER.info("resuming from %s at step %d", paths.weights.name, start)
-        elif run.init_weights is not None:
-            load_refiner_weights(net, Path(run.init_weights).expanduser())
-            LOGGER.info("starting from the refiner weights of %s (new schedule)", run.init_weights)
-        model = RefinerTrainingModel(net, cfg)
-        trained = (nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if dist.enabled else model)
-        log = JsonLog(self.out_dir / "train_log.jsonl")
-        if dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            if self.resume:
-                log.truncate_after(start)
-            elif log.path.exists():
-                log.path.unlink()
-        stream = RefinerBatchStream(self.make_sampler, run.batch_size, run.seed, dist.rank, start, run.steps)
-        meter, last_ckpt = TrainMeter(LOSS_TERMS), None
-        model.train()
-        if cfg.optim.freeze_backbone_bn:
-            backbone_batchnorm_eval(net)
-        bar = tqdm(total=run.steps, initial=start, desc="train refiner", unit="step",
-                   disable=not (self.show_progress and dist.is_main))
-        tick = time.perf_counter()
-        for step, batch in batch_loader(stream, run.num_workers, pin_memory=dist.device.type == "cuda"):
-            got, data_from = time.perf_counter(), tick
-            batch = batch.to(dist.device)
-            lr = set_learning_rates(optimizer, step, run.steps, cfg.optim)
-            total, terms = compute_loss(trained(batch), batch, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            values = [float(total.detach())] + [float(terms[k].detach()) for k in LOSS_TERMS]
-            stepped = apply_update(net, optimizer, values, cfg.optim, dist)
-            tick = time.perf_counter()
-            meter.add(values, stepped, got - data_from, tick - got)
-            done = step + 1
-            bar.update(1)
-            if done % run.log_every == 0 or done == run.steps:
-                record = meter.record(done, lr, dist)
-                bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss", "laplace_nll", "certainty_bce", "pose")})
-                if dist.is_main:
-                    log.write(record)
-                    plot_refiner_curves(log.read(), self.out_dir / "curves.png")
-            validate = done % cfg.validation.every_steps == 0 or done == run.steps
-            if done % run.checkpoint_every == 0 or done == run.steps or validate:
-                if dist.is_main:
-                    last_ckpt = save_training_checkpoint(checkpoints, done, net, optimizer, cfg.to_dict(),
-                                                         run.keep_checkpoints, save_refiner_weights).weights
-                dist.barrier()
-            if validate:
-                if dist.is_main and cfg.validation.pairs:
-                    self._validate(done, model, dist, log)
-                    if cfg.optim.freeze_backbone_bn:
-                        backbone_batchnorm_eval(net)
-                dist.barrier()
-            tick = time.perf_counter()
-        bar.close()
-        return TrainSummary(self.out_dir, start, run.steps, last_ckpt, log.read() if dist.is_main else [], dist.rank)
+    def step_loss(self, trained, batch: RefinerBatch, step: int, dist: Distributed):
+        return compute_loss(trained(batch), batch, self.config)
 
-    def _validate(self, step: int, model: RefinerTrainingModel, dist: Distributed, log: JsonLog) -> None:
+    def progress(self, record: dict) -> dict[str, str]:
+        return {k: f"{record[k]:.3f}" for k in ("loss", "laplace_nll", "certainty_bce", "pose")}
+
+    def plot(self, records: list[dict]) -> None:
+        plot_refiner_curves(records, self.out_dir / "curves.png")
+
+    def validate(self, step: int, model: RefinerTrainingModel, last_checkpoint: Path | None, dist: Distributed,
+                 log: JsonLog) -> None:
         cfg = self.config
+        if not cfg.validation.pairs:
+            return
         if self._val_batches is None:
             self._val_batches = validation_batches(self.make_val_sampler(), cfg.validation.pairs, cfg.run.batch_size,
                                                    cfg.validation.seed)
         record = {"kind": "validation", "step": step, **validate_refiner(model, self._val_batches, cfg, dist.device)}
         log.write(record)
-        plot_refiner_curves(log.read(), self.out_dir / "curves.png")
+        self.plot(log.read())
         LOGGER.info("validation at step %d: %s", step, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
 
 

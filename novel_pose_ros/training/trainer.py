@@ -1,40 +1,33 @@
-"""The training loop: `train(config)` (what `novel-pose train --config ...` runs).
+"""PicoPose training: `train(config)` (what `novel-pose train --config ...` runs).
 
-Per step: a batch of rendered pairs (training/batches.py, in data worker processes), the training
-forward (training/model.py), the losses (training/losses.py), AdamW with the warm-up + cosine
-schedule (training/optim.py). Every `log_every` steps a JSON-lines record and the curve PNG, every
-`checkpoint_every` a resumable checkpoint, every `validation.every_steps` the held-out validation.
-Under torchrun each rank trains on its own batches and gradients are averaged (DDP); rank 0 logs,
-saves and validates. Outputs in run.out_dir: config.yaml, train_log.jsonl, curves.png,
-checkpoints/, validation/.
+The loop is training/loop.py's (optimiser, schedule, logs, checkpoints, DDP); this module gives it the
+rendered pairs (training/pairs.py, in data worker processes), the training forward with the noisy
+stage-3 start (training/model.py), the losses (training/losses.py) and the held-out validation
+(losses and AR, training/validation.py). Outputs in run.out_dir: config.yaml, train_log.jsonl,
+curves.png, checkpoints/, validation/.
 """
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-import yaml
-from tqdm import tqdm
 
-from novel_pose_ros.networks.picopose.checkpoint import load_weights
+from novel_pose_ros.networks.picopose.checkpoint import load_weights, save_checkpoint
 from novel_pose_ros.networks.picopose.cnn_backbone import CNNFeatureExtractor, load_imagenet_weights
 from novel_pose_ros.networks.picopose.picopose_net import PicoPoseNet
-from novel_pose_ros.training.batches import BatchStream, batch_loader
-from novel_pose_ros.training.checkpoints import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
+from novel_pose_ros.training.batches import BatchStream
 from novel_pose_ros.training.config import DataConfig, TrainConfig
-from novel_pose_ros.training.distributed import Distributed, run_distributed
-from novel_pose_ros.training.logs import JsonLog, TrainMeter, plot_curves
+from novel_pose_ros.training.distributed import Distributed
+from novel_pose_ros.training.logs import JsonLog, plot_curves
+from novel_pose_ros.training.loop import TrainingRun, TrainSummary
 from novel_pose_ros.training.losses import LOSS_TERMS, total_loss
 from novel_pose_ros.training.meshes import default_meshes_dir, load_manifest
-from novel_pose_ros.training.model import TrainingModel, backbone_batchnorm_eval, noisy_affine
+from novel_pose_ros.training.model import TrainingModel, noisy_affine
 from novel_pose_ros.training.objects import ObjectPool
-from novel_pose_ros.training.optim import apply_update, build_optimizer, set_learning_rates
 from novel_pose_ros.training.pairs import PairSampler
 from novel_pose_ros.training.validation import (
     choose_ar_objects,
@@ -44,18 +37,9 @@ from novel_pose_ros.training.validation import (
     validation_losses,
 )
 
+__all__ = ["Trainer", "TrainSummary", "build_sampler", "build_training_network", "step_generator", "train"]
 LOGGER = logging.getLogger(__name__)
 SHORT = {"infonce": "nce", "translation": "tr", "scale": "sc", "inplane": "rot", "flow64": "f64", "cert64": "c64"}
-
-
-@dataclass(frozen=True)
-class TrainSummary:
-    out_dir: Path
-    start_step: int
-    steps_done: int
-    last_checkpoint: Path | None
-    records: list[dict]
-    rank: int = 0
 
 
 def build_sampler(data: DataConfig, split: str) -> PairSampler:
@@ -78,99 +62,53 @@ def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, rank, step, 3]).generate_state(1)[0]))
 
 
-class Trainer:
-    """One training run. make_sampler / make_val_sampler default to the manifest's train / validation splits."""
+class Trainer(TrainingRun):
+    """One PicoPose training run. make_sampler / make_val_sampler default to the manifest's train / validation
+    splits. The loop is training/loop.py's; this class gives it the network, the stage-3 noise and the losses."""
+
+    loss_terms = LOSS_TERMS
+    progress_label = "train"
 
     def __init__(self, config: TrainConfig, resume: bool = False,
                  make_sampler: Callable[[], PairSampler] | None = None,
                  make_val_sampler: Callable[[], PairSampler] | None = None, show_progress: bool = True) -> None:
-        self.config = config
-        self.resume = resume
+        super().__init__(config, resume, show_progress)
         self.make_sampler = make_sampler or partial(build_sampler, config.data, "train")
         self.make_val_sampler = make_val_sampler or partial(build_sampler, config.data, "validation")
-        self.show_progress = show_progress
-        self.out_dir = Path(config.run.out_dir).expanduser().resolve()
         self._val_sampler: PairSampler | None = None
         self._val_batches = None
 
-    def run(self) -> TrainSummary:
-        run = self.config.run
-        return run_distributed(run.device, run.threads, run.seed, self._run)
+    def build_network(self, from_weights: bool) -> PicoPoseNet:
+        return build_training_network(self.config)
 
-    def _run(self, dist: Distributed) -> TrainSummary:
-        cfg, run = self.config, self.config.run
-        net = build_training_network(cfg).to(dist.device)
-        optimizer = build_optimizer(net, cfg.optim)
-        checkpoints = self.out_dir / "checkpoints"
-        start = 0
-        if self.resume:
-            paths = latest_checkpoint(checkpoints)
-            if paths is None:
-                raise FileNotFoundError(f"--resume: no checkpoint in {checkpoints}")
-            start = load_training_checkpoint(paths, net, optimizer)["step"]
-            LOGGER.info("resuming from %s at step %d", paths.weights.name, start)
-        elif run.init_weights is not None:
-            load_weights(net, Path(run.init_weights).expanduser())
-            net.to(dist.device)
-            LOGGER.info("starting from the weights of %s (new schedule)", run.init_weights)
-        model = TrainingModel(net)
-        # the DPT head reads backbone maps 1-3 only (as the official one), so map 0's adapter gets no gradient
-        trained = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if dist.enabled
-                   else model)
-        log = JsonLog(self.out_dir / "train_log.jsonl")
-        if dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            if self.resume:
-                log.truncate_after(start)
-            elif log.path.exists():
-                log.path.unlink()
-        stream = BatchStream(self.make_sampler, run.batch_size, run.seed, dist.rank, start, run.steps)
-        meter = TrainMeter(LOSS_TERMS)
-        last_ckpt = None
-        model.train()
-        if cfg.optim.freeze_backbone_bn:
-            backbone_batchnorm_eval(net)
-        bar = tqdm(total=run.steps, initial=start, desc="train", unit="step",
-                   disable=not (self.show_progress and dist.is_main))
-        tick = time.perf_counter()
-        for step, batch in batch_loader(stream, run.num_workers, pin_memory=dist.device.type == "cuda"):
-            got, data_from = time.perf_counter(), tick
-            batch = batch.to(dist.device)
-            lr = set_learning_rates(optimizer, step, run.steps, cfg.optim)
-            init = noisy_affine(batch.translation, batch.scale, batch.cos_sin, batch.template_centre, cfg.noise,
-                                step_generator(run.seed, dist.rank, step))
-            outputs = trained(batch.query, batch.template, batch.template_mask, init)
-            total, terms = total_loss(outputs, batch, cfg.loss)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            values = [float(total.detach())] + [float(terms[k].detach()) for k in LOSS_TERMS]
-            stepped = apply_update(net, optimizer, values, cfg.optim, dist)
-            tick = time.perf_counter()
-            meter.add(values, stepped, got - data_from, tick - got)
-            done = step + 1
-            bar.update(1)
-            if done % run.log_every == 0 or done == run.steps:
-                record = meter.record(done, lr, dist)
-                bar.set_postfix({"loss": f"{record['loss']:.3f}", **{s: f"{record[k]:.3f}" for k, s in SHORT.items()}})
-                if dist.is_main:
-                    log.write(record)
-                    plot_curves(log.read(), self.out_dir / "curves.png")
-            validate = done % cfg.validation.every_steps == 0 or done == run.steps
-            if done % run.checkpoint_every == 0 or done == run.steps or validate:
-                if dist.is_main:
-                    last_ckpt = save_training_checkpoint(checkpoints, done, net, optimizer, cfg.to_dict(),
-                                                         run.keep_checkpoints).weights
-                dist.barrier()
-            if validate:
-                if dist.is_main:
-                    self._validate(done, model, last_ckpt, dist, log)
-                    if cfg.optim.freeze_backbone_bn:
-                        backbone_batchnorm_eval(net)
-                dist.barrier()
-            tick = time.perf_counter()
-        bar.close()
-        return TrainSummary(self.out_dir, start, run.steps, last_ckpt, log.read() if dist.is_main else [], dist.rank)
+    def load_weights(self, net: PicoPoseNet, path: Path) -> object:
+        return load_weights(net, path)
+
+    def save_weights(self, net: PicoPoseNet, path: Path, step: int, extra: dict) -> object:
+        return save_checkpoint(net, path, epoch=0, global_step=step, extra=extra)
+
+    def training_model(self, net: PicoPoseNet) -> TrainingModel:
+        return TrainingModel(net)
+
+    def batch_stream(self, start: int, rank: int) -> BatchStream:
+        run = self.config.run
+        return BatchStream(self.make_sampler, run.batch_size, run.seed, rank, start, run.steps)
+
+    def step_loss(self, trained, batch, step: int, dist: Distributed):
+        cfg = self.config
+        init = noisy_affine(batch.translation, batch.scale, batch.cos_sin, batch.template_centre, cfg.noise,
+                            step_generator(cfg.run.seed, dist.rank, step))
+        return total_loss(trained(batch.query, batch.template, batch.template_mask, init), batch, cfg.loss)
+
+    def progress(self, record: dict) -> dict[str, str]:
+        return {"loss": f"{record['loss']:.3f}", **{s: f"{record[k]:.3f}" for k, s in SHORT.items()}}
+
+    def plot(self, records: list[dict]) -> None:
+        plot_curves(records, self.out_dir / "curves.png")
+
+    def validate(self, step: int, model: TrainingModel, last_checkpoint: Path | None, dist: Distributed,
+                 log: JsonLog) -> None:
+        self._validate(step, model, last_checkpoint, dist, log)
 
     def _validate(self, step: int, model: TrainingModel, weights: Path | None, dist: Distributed, log: JsonLog) -> None:
         cfg = self.config

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from novel_pose_ros.networks.picopose.checkpoint import read_checkpoint
+from novel_pose_ros.networks.picopose.checkpoint import load_weights, read_checkpoint
 from novel_pose_ros.training.checkpoints import latest_checkpoint, load_training_checkpoint
 from novel_pose_ros.training.config import train_config_from_dict
 from novel_pose_ros.training.logs import plot_curves
@@ -60,7 +60,7 @@ def test_resume_continues_the_step_count_with_optimizer_state(tiny_network, rend
     paths = latest_checkpoint(tmp_path / "split" / "checkpoints")
     net = build_training_network(_config(tiny_network, tmp_path, 4))
     optimizer = build_optimizer(net, _config(tiny_network, tmp_path, 4).optim)
-    state = load_training_checkpoint(paths, net, optimizer)
+    state = load_training_checkpoint(paths, net, optimizer, load_weights)
     assert state["step"] == 4
     assert all(int(s["step"]) == 4 for s in optimizer.state_dict()["state"].values())  # AdamW moments of 4 steps
     resumed = _trainer(_config(tiny_network, tmp_path / "split", 6), pairs, resume=True).run()
