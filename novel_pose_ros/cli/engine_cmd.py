@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 EPILOG = """\
 --config accepts either file:
   * the node's parameter file (config/pose_estimator.yaml: <node>: ros__parameters: {...}); the keys
@@ -46,12 +44,10 @@ def load_estimator_config(path: Path | None):
 
     from novel_pose_ros.estimation.config import EstimatorConfig
     from novel_pose_ros.paths import share_dir
+    from novel_pose_ros.yaml_files import read_yaml
 
-    path = path or share_dir() / "config" / "pose_estimator.yaml"
-    try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"config {path}: {exc}") from exc
+    path = Path(path or share_dir() / "config" / "pose_estimator.yaml")
+    values = read_yaml(path, "config")
     if not isinstance(values, dict):
         raise ValueError(f"config {path}: expected a mapping")
     node_params = _ros_parameters(values)

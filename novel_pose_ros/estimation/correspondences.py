@@ -27,9 +27,12 @@ class Correspondences:
     pixels: np.ndarray
 
 
-def cells_to_crop_pixels(cells: np.ndarray, grid_size: int, crop_size_px: int) -> np.ndarray:
-    """Integer-centred crop pixels of continuous cell coordinates (network convention)."""
-    return np.asarray(cells, dtype=np.float64) * (crop_size_px / grid_size) - 0.5
+def cells_to_crop_pixels(cells, grid_size: int, crop_size_px: int):
+    """Integer-centred crop pixels of continuous cell coordinates (network convention). NumPy input gives
+    float64; a torch tensor stays a tensor of its dtype (differentiable: the Co-op refiner's training)."""
+    if not hasattr(cells, "requires_grad"):
+        cells = np.asarray(cells, dtype=np.float64)
+    return cells * (crop_size_px / grid_size) - 0.5
 
 
 def crop_pixels_to_cells(crop_xy: np.ndarray, grid_size: int, crop_size_px: int) -> np.ndarray:

@@ -8,13 +8,16 @@ is drawn straight into the crop and the LM-PnP runs with K_crop on crop pixels.
 
 Grid: cell (row h, col w) of the 64×64 grid (4-px cells of the 256 crop) is represented by crop
 pixel (4w + 2, 4h + 2), next to the cell centre 4w + 1.5, so the rendered depth is read at a
-pixel instead of being interpolated across object edges. Cell units as in the flow decoder:
-crop pixel x (integer-centred) ↦ (x + ½) / 4, so that pixel is cell coordinate w + 0.625.
+pixel instead of being interpolated across object edges. Cell units as in the flow decoder
+(correspondences.crop_pixels_to_cells): crop pixel x (integer-centred) ↦ (x + ½) / 4, so that
+pixel is cell coordinate w + 0.625.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from novel_pose_ros.estimation.correspondences import cells_to_crop_pixels, crop_pixels_to_cells
 from novel_pose_ros.geometry.camera import backproject_pixels, project_points
 from novel_pose_ros.geometry.crop import SquareBox, crop_transform
 from novel_pose_ros.geometry.se3 import check_shape, invert_T, transform_points
@@ -66,26 +69,21 @@ def grid_pixels() -> np.ndarray:
     return np.stack([xs, ys], axis=-1)
 
 
-def pixels_to_cells(pixels: np.ndarray) -> np.ndarray:
-    return (np.asarray(pixels, dtype=np.float64) + 0.5) / CELL_PX
-
-
-def cells_to_pixels(cells: np.ndarray) -> np.ndarray:
-    return np.asarray(cells, dtype=np.float64) * CELL_PX - 0.5
-
-
 def identity_flow() -> np.ndarray:
     """(2, 64, 64) flow that keeps every grid pixel where it is."""
-    cells = pixels_to_cells(grid_pixels())
+    cells = crop_pixels_to_cells(grid_pixels(), REFINER_GRID, REFINER_CROP)
     grid = np.stack(np.meshgrid(np.arange(REFINER_GRID), np.arange(REFINER_GRID)), axis=-1)
     return (cells - grid).transpose(2, 0, 1)
 
 
-def flow_to_pixels(flow: np.ndarray) -> np.ndarray:
-    """(2, 64, 64) decoder flow → (64, 64, 2) target crop pixels of the grid cells."""
-    flow = check_shape("flow", flow, (2, REFINER_GRID, REFINER_GRID))
-    grid = np.stack(np.meshgrid(np.arange(REFINER_GRID), np.arange(REFINER_GRID)), axis=-1)
-    return cells_to_pixels(grid + flow.transpose(1, 2, 0))
+def flow_to_pixels(flow: torch.Tensor) -> torch.Tensor:
+    """[B, 2, 64, 64] decoder flow → [B, 64, 64, 2] target crop pixels of the grid cells (differentiable;
+    the run-time stage and training share it)."""
+    if flow.dim() != 4 or tuple(flow.shape[1:]) != (2, REFINER_GRID, REFINER_GRID):
+        raise ValueError(f"flow: expected shape (B, 2, {REFINER_GRID}, {REFINER_GRID}), got {tuple(flow.shape)}")
+    cells = torch.arange(REFINER_GRID, dtype=flow.dtype, device=flow.device)
+    grid = torch.stack(torch.meshgrid(cells, cells, indexing="xy"), dim=-1)  # [64, 64, 2] (w, h)
+    return cells_to_crop_pixels(grid + flow.permute(0, 2, 3, 1), REFINER_GRID, REFINER_CROP)
 
 
 def lift_grid(depth_crop: np.ndarray, K_crop: np.ndarray, T_cam_obj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

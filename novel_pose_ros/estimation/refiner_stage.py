@@ -135,26 +135,39 @@ class RefinerStage:
         points, valid = lift_grid(render.depth_m, K_crop, T)
         if not valid.any():
             raise ValueError("the object renders to nothing at the current pose")
-        return RefinerInput(warp_crop(frame.image, M, REFINER_CROP), render.rgb, patch_grid_mask(render.depth_m > 0, 16),
-                            points, valid, K_crop, T)
+        return RefinerInput(warp_crop(frame.image, M, REFINER_CROP), render.rgb,
+                            patch_grid_mask(render.depth_m > 0, 16), points, valid, K_crop, T)
+
+
+def refiner_pose_solve(flow: torch.Tensor, log_b: torch.Tensor, certainty: torch.Tensor, sensitivity: torch.Tensor,
+                       points_obj: torch.Tensor, points_valid: torch.Tensor, K_crop: torch.Tensor, T_init: torch.Tensor,
+                       flow_radius_cells: float, lm_iterations: int, gn_iterations: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The refiner outputs (refiner_net.py shapes, batch B) → (T_cam_obj [B, 4, 4] float64 from the weighted LM-PnP
+    of the grid points [B, 64, 64, 3] to their predicted crop pixels, weights W [B, 64, 64], 0 off the render).
+    Differentiable: training runs it under autograd, the stage under no_grad."""
+    B = flow.shape[0]
+    weights = correspondence_weights(certainty[:, 0], sensitivity[:, 0], torch.exp(log_b[:, 0]),
+                                     flow_radius_cells) * points_valid
+    pixels = flow_to_pixels(flow)
+    T = lm_pnp(points_obj.reshape(B, -1, 3), pixels.reshape(B, -1, 2).double(), weights.reshape(B, -1).double(),
+               K_crop, T_init, lm_iterations=lm_iterations, gn_iterations=gn_iterations)
+    return T, weights
 
 
 def solve_poses(items: list[RefinerInput], flow: np.ndarray, log_b: np.ndarray, certainty: np.ndarray,
                 sensitivity: np.ndarray, settings: RefinerSettings) -> list[RefinedPose]:
     """One LM-PnP per item (batched) from the refiner outputs (refiner_net.py shapes, batch = items)."""
     n = len(items)
-    weights = correspondence_weights(torch.from_numpy(certainty[:, 0]).double(),
-                                     torch.from_numpy(sensitivity[:, 0]).double(),
-                                     torch.from_numpy(np.exp(log_b[:, 0])).double(), settings.flow_radius_cells)
-    valid = np.stack([item.valid for item in items]).reshape(n, -1)
-    weights = weights.reshape(n, -1) * torch.from_numpy(valid)
-    pixels = np.stack([flow_to_pixels(f) for f in flow]).reshape(n, -1, 2)
+    as_double = [torch.from_numpy(a).double() for a in (flow, log_b, certainty, sensitivity)]
+    valid = np.stack([item.valid for item in items])
     with torch.no_grad():
-        solved = lm_pnp(torch.from_numpy(np.stack([item.points for item in items]).reshape(n, -1, 3)),
-                        torch.from_numpy(pixels), weights, torch.from_numpy(np.stack([item.K_crop for item in items])),
-                        torch.from_numpy(np.stack([item.T_cam_obj for item in items])),
-                        lm_iterations=settings.lm_iterations, gn_iterations=settings.gn_iterations).numpy()
-    flat = weights.numpy()
+        solved, weights = refiner_pose_solve(
+            *as_double, torch.from_numpy(np.stack([item.points for item in items])), torch.from_numpy(valid),
+            torch.from_numpy(np.stack([item.K_crop for item in items])),
+            torch.from_numpy(np.stack([item.T_cam_obj for item in items])),
+            settings.flow_radius_cells, settings.lm_iterations, settings.gn_iterations)
+    solved, flat, valid = solved.numpy(), weights.reshape(n, -1).numpy(), valid.reshape(n, -1)
     results = []
     for k, item in enumerate(items):
         mean_weight = float(flat[k][valid[k]].mean())

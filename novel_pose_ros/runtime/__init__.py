@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from novel_pose_ros.runtime.base import GRAPHS, InferenceBackend, run_in_chunks
+from novel_pose_ros.runtime.engine_cache import PRECISIONS
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 LOGGER = logging.getLogger(__name__)
@@ -89,8 +90,8 @@ def create_backend(
     max_batch (largest profile batch) matter to TensorRT only. When TensorRT fails under 'auto' (GPU out
     of memory, build error), a warning says why and ONNX Runtime runs instead.
     """
-    if precision not in ("fp16", "fp32"):
-        raise ValueError(f"precision must be 'fp16' or 'fp32', got '{precision}'")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
     chosen, device, reason = choose_backend(backend, device, *machine_capabilities())
     if backend == "auto":
         LOGGER.info("backend auto -> %s on %s (%s)", chosen, device, reason)

@@ -12,8 +12,7 @@ import logging
 from pathlib import Path
 
 from novel_pose_ros.networks.coop.refiner_net import CoopRefinerNet, get_refiner_config, load_picopose_weights
-from novel_pose_ros.networks.picopose.export import load_sidecar
-from novel_pose_ros.paths import cache_dir, share_dir
+from novel_pose_ros.paths import share_dir
 from novel_pose_ros.runtime.base import InferenceBackend
 
 LOGGER = logging.getLogger(__name__)
@@ -52,18 +51,13 @@ def create_refiner_backend(backend: str, checkpoint: str | Path | None, device: 
     offered for it (its graph is run through ONNX: ONNX Runtime or TensorRT)."""
     from novel_pose_ros.networks.coop.refiner_export import export_refiner_onnx
     from novel_pose_ros.runtime import choose_backend, machine_capabilities, sidecar_backend
+    from novel_pose_ros.runtime.weights import cached_export
 
     if backend == "torch":
         raise ValueError("the Co-op refiner runs through ONNX: use backend 'auto', 'onnxruntime' or 'tensorrt'")
     chosen, device, reason = choose_backend(backend, device, *machine_capabilities())
     net, weights_id = load_refiner(checkpoint, config_name)
-    folder = Path(onnx_cache or cache_dir() / "onnx") / f"{config_name}-{weights_id[:24]}"
-    sidecar = folder / f"{config_name}.json"
-    try:
-        if not (sidecar.is_file() and load_sidecar(sidecar, "coop_refiner").get("weights_sha256") == weights_id):
-            sidecar = export_refiner_onnx(net, folder, weights_id)
-    except (ValueError, FileNotFoundError) as exc:
-        LOGGER.warning("refiner ONNX cache %s is unusable (%s): exporting again", folder, exc)
-        sidecar = export_refiner_onnx(net, folder, weights_id)
+    sidecar = cached_export("coop_refiner", f"{config_name}.json", f"{config_name}-{weights_id[:24]}", weights_id,
+                            lambda folder: export_refiner_onnx(net, folder, weights_id), onnx_cache)
     LOGGER.info("Co-op refiner on %s (%s)", chosen, reason)
     return sidecar_backend(sidecar, backend, chosen, device, precision, max_batch)

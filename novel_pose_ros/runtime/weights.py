@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -60,22 +61,32 @@ def load_network(config_name: str, checkpoint: str | Path | None, seed: int = 0)
 
 
 def ensure_onnx(net: PicoPoseNet, weights_id: str, root: str | Path | None = None, beside: Path | None = None) -> Path:
-    """Sidecar path of this network's ONNX export: the one shipped `beside` the checkpoint when it was
+    """Sidecar path of this PicoPose network's ONNX export: the one shipped `beside` the checkpoint when it was
     exported from these weights, else one exported into the cache (when absent or stale)."""
+    name = net.config.name
+    return cached_export("picopose", f"picopose_{name}.json", f"{name}-{weights_id[:24]}", weights_id,
+                         lambda folder: export_onnx(net, folder, weights_id), root, beside)
+
+
+def cached_export(network: str, sidecar_name: str, folder_name: str, weights_id: str, export: Callable[[Path], Path],
+                  root: str | Path | None = None, beside: Path | None = None) -> Path:
+    """Sidecar of an export (PicoPose or Co-op `network`) made from the weights `weights_id`: `beside/sidecar_name`
+    when that one was exported from these weights, else `<root or cache>/onnx/folder_name/sidecar_name`,
+    written by `export(folder)` when absent, stale or damaged. Caches never mix weights."""
     if beside is not None:
-        shipped = beside / f"picopose_{net.config.name}.json"
+        shipped = beside / sidecar_name
         try:
-            if shipped.is_file() and load_sidecar(shipped).get("weights_sha256") == weights_id:
+            if shipped.is_file() and load_sidecar(shipped, network).get("weights_sha256") == weights_id:
                 return shipped
         except (ValueError, FileNotFoundError) as exc:
             LOGGER.warning("ONNX files beside the checkpoint are unusable (%s): exporting into the cache", exc)
-    folder = Path(root or cache_dir() / "onnx") / f"{net.config.name}-{weights_id[:24]}"
-    sidecar = folder / f"picopose_{net.config.name}.json"
+    folder = Path(root or cache_dir() / "onnx") / folder_name
+    sidecar = folder / sidecar_name
     if sidecar.is_file():
         try:
-            if load_sidecar(sidecar).get("weights_sha256") == weights_id:
+            if load_sidecar(sidecar, network).get("weights_sha256") == weights_id:
                 return sidecar
         except (ValueError, FileNotFoundError) as exc:
             LOGGER.warning("ONNX cache %s is unusable (%s): exporting again", folder, exc)
-    LOGGER.info("exporting PicoPose '%s' to ONNX in %s", net.config.name, folder)
-    return export_onnx(net, folder, weights_id)
+    LOGGER.info("exporting %s to ONNX in %s", sidecar_name, folder)
+    return export(folder)

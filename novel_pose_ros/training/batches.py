@@ -19,8 +19,15 @@ from novel_pose_ros.networks.picopose.preprocessing import to_network_input
 from novel_pose_ros.training.pairs import PairSampler, TrainingPair
 
 
+class DeviceBatch:
+    """Mixin of the batch dataclasses: every field is a tensor, moved together by `to`."""
+
+    def to(self, device: torch.device | str):
+        return type(self)(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
+
+
 @dataclass
-class TrainingBatch:
+class TrainingBatch(DeviceBatch):
     """B pairs. query, template: [B, 3, 224, 224] network input (preprocessing.to_network_input);
     template_mask [B, 224, 224] float; template_centre [B, 2]; translation [B, 2]; scale [B];
     cos_sin [B, 2]; affine [B, 2, 3]; flow{16,32,64} [B, 2, n, n]; valid{16,32,64} [B, n, n] bool;
@@ -45,9 +52,6 @@ class TrainingBatch:
 
     def __len__(self) -> int:
         return int(self.query.shape[0])
-
-    def to(self, device: torch.device | str) -> "TrainingBatch":
-        return TrainingBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
 
     def flow(self, n: int) -> torch.Tensor:
         return getattr(self, f"flow{n}")
@@ -88,24 +92,27 @@ def batch_rng(seed: int, rank: int, step: int) -> np.random.Generator:
 
 
 class BatchStream(IterableDataset):
-    """(step, TrainingBatch) for steps in [start_step, end_step). The sampler is built by `make_sampler`
-    inside each worker process (a renderer's GL context must be created in the process that uses it)."""
+    """(step, batch) for steps in [start_step, end_step): `collate_fn` of the pairs the sampler draws
+    (PicoPose's TrainingBatch by default; the Co-op refiner passes its own). The sampler is built by
+    `make_sampler` inside each worker process (a renderer's GL context must be created in the process
+    that uses it); collate_fn must be picklable (a module-level function) for spawned workers."""
 
     def __init__(self, make_sampler: Callable[[], PairSampler], batch_size: int, seed: int, rank: int,
-                 start_step: int, end_step: int) -> None:
+                 start_step: int, end_step: int, collate_fn: Callable[[list], DeviceBatch] | None = None) -> None:
         super().__init__()
         self.make_sampler = make_sampler
+        self.collate_fn = collate_fn or collate
         self.batch_size = int(batch_size)
         self.seed, self.rank = int(seed), int(rank)
         self.start_step, self.end_step = int(start_step), int(end_step)
 
-    def __iter__(self) -> Iterator[tuple[int, TrainingBatch]]:
+    def __iter__(self) -> Iterator[tuple[int, DeviceBatch]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         sampler = self.make_sampler()
         for step in range(self.start_step + worker, self.end_step, workers):
             pairs = sampler.sample(batch_rng(self.seed, self.rank, step), self.batch_size)
-            yield step, collate(pairs)
+            yield step, self.collate_fn(pairs)
 
 
 def batch_loader(stream: BatchStream, num_workers: int, pin_memory: bool = False) -> DataLoader:

@@ -224,15 +224,18 @@ class TrainConfig:
         raise ValueError(f"network must be a config name or a mapping, got {type(self.network).__name__}")
 
     def to_dict(self) -> dict:
-        def plain(value):
-            if dataclasses.is_dataclass(value):
-                return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-            if isinstance(value, (tuple, list)):
-                return [plain(v) for v in value]
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            return str(value) if isinstance(value, Path) else value
-        return plain(self)
+        return plain_data(self)
+
+
+def plain_data(value: Any) -> Any:
+    """A config as YAML/JSON-ready data: dataclasses → dicts, tuples → lists, paths → strings (recursively)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: plain_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [plain_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain_data(v) for k, v in value.items()}
+    return str(value) if isinstance(value, Path) else value
 
 
 def _build(cls, values: Any, where: str):
@@ -269,9 +272,15 @@ def train_config_from_dict(values: dict, where: str = "train config") -> TrainCo
 
 def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     """Read a YAML training config; `overrides` ({"run": {"device": "cuda"}, ...}) are merged in first."""
+    return read_config_file(TrainConfig, path, overrides, "training config")
+
+
+def read_config_file(cls, path: str | Path, overrides: dict | None, what: str):
+    """Config dataclass `cls` (nested, validated as `_build` does) from the YAML at `path`, with
+    `overrides` ({section: {key: value}}) merged into its sections first."""
     path = Path(path).expanduser()
-    values = read_yaml(path, "training config")
+    values = read_yaml(path, what)
     for section, entries in (overrides or {}).items():
         values.setdefault(section, {})
         values[section] = {**(values[section] or {}), **entries}
-    return train_config_from_dict(values, f"training config {path}")
+    return _build(cls, values, f"{what} {path}")

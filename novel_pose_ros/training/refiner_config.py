@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from novel_pose_ros.networks.coop.refiner_net import REFINER_CONFIGS, CoopRefinerConfig, get_refiner_config
-from novel_pose_ros.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig, _build, _check
+from novel_pose_ros.training.config import (
+    DataConfig,
+    OptimConfig,
+    RunConfig,
+    _build,
+    _check,
+    plain_data,
+    read_config_file,
+)
 from novel_pose_ros.yaml_files import read_yaml
 
 
@@ -109,7 +117,7 @@ class RefinerTrainConfig:
         return get_refiner_config(self.network)
 
     def to_dict(self) -> dict:
-        return TrainConfig.to_dict(self)  # the same plain-data conversion (dataclasses, tuples, paths)
+        return plain_data(self)
 
 
 def refiner_train_config_from_dict(values: dict, where: str = "refiner training config") -> RefinerTrainConfig:
@@ -118,12 +126,7 @@ def refiner_train_config_from_dict(values: dict, where: str = "refiner training 
 
 def load_refiner_train_config(path: str | Path, overrides: dict | None = None) -> RefinerTrainConfig:
     """Read a refiner training YAML; `overrides` ({"run": {"steps": 10}, ...}) are merged in first."""
-    path = Path(path).expanduser()
-    values = read_yaml(path, "refiner training config")
-    for section, entries in (overrides or {}).items():
-        values.setdefault(section, {})
-        values[section] = {**(values[section] or {}), **entries}
-    return refiner_train_config_from_dict(values, f"refiner training config {path}")
+    return read_config_file(RefinerTrainConfig, path, overrides, "refiner training config")
 
 
 def is_refiner_config(values: Any) -> bool:

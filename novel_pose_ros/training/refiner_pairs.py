@@ -7,18 +7,16 @@ instances; only `make_pair` differs: the GT pose T_gt is perturbed with the pape
 query crop is colour-augmented as PicoPose's. The render shows the instance as drawn in the scene
 or, with data.grey_template_probability (objects with colours), its grey geometry-only version —
 what a geometry-only mesh gives at run time. Pairs without a visible cell are dropped.
-`collate_refiner` stacks pairs into a `RefinerBatch` of tensors; `RefinerBatchStream` is
-training/batches.py's BatchStream with that collation (same per-step seeding).
+`collate_refiner` stacks pairs into a `RefinerBatch` of tensors: the collation training/batches.py's
+BatchStream is given for the refiner (same per-step seeding).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import trimesh
-from torch.utils.data import get_worker_info
 
 from novel_pose_ros.estimation.template_bank import patch_grid_mask
 from novel_pose_ros.geometry.se3 import rotation_from_axis_angle
@@ -27,7 +25,7 @@ from novel_pose_ros.networks.picopose.preprocessing import to_network_input
 from novel_pose_ros.render import Renderer
 from novel_pose_ros.training.appearance import geometry_only
 from novel_pose_ros.training.augment import augment_rgb
-from novel_pose_ros.training.batches import BatchStream, batch_rng
+from novel_pose_ros.training.batches import DeviceBatch
 from novel_pose_ros.training.config import DataConfig
 from novel_pose_ros.training.objects import ObjectPool
 from novel_pose_ros.training.pairs import PairSampler, SceneImage
@@ -117,7 +115,7 @@ class RefinerPairSampler(PairSampler):
 
 
 @dataclass
-class RefinerBatch:
+class RefinerBatch(DeviceBatch):
     """B refiner pairs as tensors. query, render [B, 3, 256, 256] float32 network input
     (preprocessing.to_network_input); render_mask16 [B, 16, 16] float32; flow_gt [B, 2, 64, 64] float32;
     visible, points_valid [B, 64, 64] bool; points_obj [B, 64, 64, 3], K_crop [B, 3, 3], T_cur, T_gt
@@ -138,9 +136,6 @@ class RefinerBatch:
     def __len__(self) -> int:
         return int(self.query.shape[0])
 
-    def to(self, device: torch.device | str) -> "RefinerBatch":
-        return RefinerBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
-
 
 def collate_refiner(pairs: list[RefinerPair]) -> RefinerBatch:
     """Stack RefinerPairs into a RefinerBatch (CPU tensors)."""
@@ -157,14 +152,3 @@ def collate_refiner(pairs: list[RefinerPair]) -> RefinerBatch:
         visible=stack("visible", bool), points_obj=stack("points_obj", np.float64),
         points_valid=stack("points_valid", bool), K_crop=stack("K_crop", np.float64), T_cur=stack("T_cur", np.float64),
         T_gt=stack("T_gt", np.float64), model_points=stack("model_points", np.float64))
-
-
-class RefinerBatchStream(BatchStream):
-    """(step, RefinerBatch) for steps in [start_step, end_step); batch `step` depends on (seed, rank, step) only."""
-
-    def __iter__(self) -> Iterator[tuple[int, RefinerBatch]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        sampler = self.make_sampler()
-        for step in range(self.start_step + worker, self.end_step, workers):
-            yield step, collate_refiner(sampler.sample(batch_rng(self.seed, self.rank, step), self.batch_size))

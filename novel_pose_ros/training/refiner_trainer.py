@@ -1,10 +1,9 @@
 """Co-op refiner training: `train_refiner(config)` (what `novel-pose train` runs for a refiner YAML).
 
 Per step: a batch of refiner pairs (training/refiner_pairs.py, in data worker processes); the
-network on (query, render at T_cur); the correspondence weights W = sigmoid(certainty) ×
-sigmoid(sensitivity) × (1 − exp(−R/b)) on the render-valid grid cells (0 elsewhere); the
-differentiable LM-PnP (geometry/lm_pnp.py) from T_cur of the lifted grid points to their predicted
-crop pixels through K_crop; the loss (training/refiner_losses.py): Laplace NLL on visible cells +
+network on (query, render at T_cur); the run-time pose solve (estimation/refiner_stage.refiner_pose_solve:
+W = sigmoid(certainty) × sigmoid(sensitivity) × (1 − exp(−R/b)) on the render-valid grid cells, the
+differentiable LM-PnP from T_cur of the lifted grid points to their predicted crop pixels through K_crop); the loss (training/refiner_losses.py): Laplace NLL on visible cells +
 certainty BCE on render-valid cells + disentangled point matching of the solved pose vs T_gt
 (weights in config.loss); AdamW (backbone at optim.backbone_lr) with warm-up + cosine, gradient
 clipping: the loop of training/loop.py. Logs (JSON lines, curves.png), resumable checkpoints
@@ -23,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from novel_pose_ros.geometry.lm_pnp import correspondence_weights, lm_pnp
-from novel_pose_ros.networks.coop.refiner_net import CELL_PX, REFINER_GRID, CoopRefinerNet, load_picopose_weights
+from novel_pose_ros.estimation.refiner_stage import refiner_pose_solve
+from novel_pose_ros.networks.coop.refiner_net import CoopRefinerNet, load_picopose_weights
+from novel_pose_ros.training.batches import BatchStream
 from novel_pose_ros.training.distributed import Distributed
 from novel_pose_ros.training.logs import JsonLog, curve_panel
 from novel_pose_ros.training.loop import TrainingRun, TrainSummary
@@ -33,7 +33,7 @@ from novel_pose_ros.training.objects import ObjectPool
 from novel_pose_ros.training.refiner_checkpoint import load_refiner_weights, save_refiner_weights
 from novel_pose_ros.training.refiner_config import RefinerTrainConfig
 from novel_pose_ros.training.refiner_losses import REFINER_LOSS_TERMS, refiner_loss
-from novel_pose_ros.training.refiner_pairs import RefinerBatch, RefinerBatchStream, RefinerPairSampler, collate_refiner
+from novel_pose_ros.training.refiner_pairs import RefinerBatch, RefinerPairSampler, collate_refiner
 
 LOGGER = logging.getLogger(__name__)
 LOSS_TERMS = tuple(k for k in REFINER_LOSS_TERMS if k != "total")  # laplace_nll, certainty_bce, pose_*, pose
@@ -65,13 +65,6 @@ def build_refiner_network(config: RefinerTrainConfig) -> CoopRefinerNet:
     return net
 
 
-def flow_to_pixels_torch(flow: torch.Tensor) -> torch.Tensor:
-    """[B, 2, 64, 64] decoder flow → [B, 64, 64, 2] target crop pixels (estimation/refiner_geometry.flow_to_pixels)."""
-    cells = torch.arange(REFINER_GRID, dtype=flow.dtype, device=flow.device)
-    grid = torch.stack(torch.meshgrid(cells, cells, indexing="xy"), dim=-1)  # [64, 64, 2] (w, h)
-    return (grid + flow.permute(0, 2, 3, 1)) * CELL_PX - 0.5
-
-
 class RefinerTrainingModel(nn.Module):
     """The network plus the differentiable pose solve (the module wrapped by DDP)."""
 
@@ -83,13 +76,10 @@ class RefinerTrainingModel(nn.Module):
     def forward(self, batch: RefinerBatch) -> dict[str, torch.Tensor]:
         """Network outputs plus weights [B, 64, 64] (0 off the render) and T_pred [B, 4, 4] (float64)."""
         out = self.net(batch.query, batch.render, batch.render_mask16)
-        B = len(batch)
-        weights = correspondence_weights(out["certainty"][:, 0], out["sensitivity"][:, 0], torch.exp(out["log_b"][:, 0]),
-                                         self.solver.flow_radius_cells) * batch.points_valid
-        pixels = flow_to_pixels_torch(out["flow"])
-        T_pred = lm_pnp(batch.points_obj.reshape(B, -1, 3), pixels.reshape(B, -1, 2).double(),
-                        weights.reshape(B, -1).double(), batch.K_crop, batch.T_cur,
-                        lm_iterations=self.solver.lm_iterations, gn_iterations=self.solver.gn_iterations)
+        s = self.solver
+        T_pred, weights = refiner_pose_solve(out["flow"], out["log_b"], out["certainty"], out["sensitivity"],
+                                             batch.points_obj, batch.points_valid, batch.K_crop, batch.T_cur,
+                                             s.flow_radius_cells, s.lm_iterations, s.gn_iterations)
         return {**out, "weights": weights, "T_pred": T_pred}
 
 
@@ -191,9 +181,9 @@ class RefinerTrainer(TrainingRun):
     def training_model(self, net: CoopRefinerNet) -> RefinerTrainingModel:
         return RefinerTrainingModel(net, self.config)
 
-    def batch_stream(self, start: int, rank: int) -> RefinerBatchStream:
+    def batch_stream(self, start: int, rank: int) -> BatchStream:
         run = self.config.run
-        return RefinerBatchStream(self.make_sampler, run.batch_size, run.seed, rank, start, run.steps)
+        return BatchStream(self.make_sampler, run.batch_size, run.seed, rank, start, run.steps, collate_refiner)
 
     def step_loss(self, trained, batch: RefinerBatch, step: int, dist: Distributed):
         return compute_loss(trained(batch), batch, self.config)

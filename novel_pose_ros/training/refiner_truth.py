@@ -9,7 +9,7 @@ the same window (rgb bilinear, depth and labels nearest).
 
 GT on the 64×64 grid (conventions of estimation/refiner_geometry.py): the grid pixels are lifted
 with the rendered depth at T_cur (`lift_grid`) to object points; each point is projected with
-T_gt through K_crop → target crop pixel → target cell (`pixels_to_cells`); flow_gt = target cell −
+T_gt through K_crop → target crop pixel → target cell (`crop_pixels_to_cells`); flow_gt = target cell −
 (w, h), the decoder's convention (target = (w, h) + flow). A cell is visible when its render point
 exists, lies in front of the camera at T_gt, its target cell is inside the grid ([0, 64)²), and the
 query crop pixel nearest to the target shows this instance with a scene depth within the tolerance
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from novel_pose_ros.estimation.correspondences import crop_pixels_to_cells
 from novel_pose_ros.estimation.refiner_geometry import (
     box_corners,
     crop_camera,
     lift_grid,
-    pixels_to_cells,
     refiner_window,
     render_for_refiner,
     window_transform,
@@ -97,7 +97,7 @@ def refiner_truth(image, index: int, T_gt: np.ndarray, T_cur: np.ndarray, render
     in_front = points_valid.reshape(-1) & (z > 1e-6)
     target_px = np.zeros((z.size, 2))
     target_px[in_front] = project_points(K_crop, cam[in_front])
-    target_cells = pixels_to_cells(target_px)
+    target_cells = crop_pixels_to_cells(target_px, REFINER_GRID, REFINER_CROP)
     inside = in_front & np.all((target_cells >= 0) & (target_cells < REFINER_GRID), axis=1)
     nearest = np.clip(np.rint(target_px).astype(np.int64), 0, REFINER_CROP - 1)
     seen_depth = query_depth[nearest[:, 1], nearest[:, 0]].astype(np.float64)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import BUNDLED_OBJECTS
-from novel_pose_ros.estimation.refiner_geometry import pixels_to_cells
+from novel_pose_ros.estimation.correspondences import crop_pixels_to_cells
 from novel_pose_ros.geometry.camera import project_points
 from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage, solve_poses
 from novel_pose_ros.geometry.se3 import make_T, rotation_angle_rad, rotation_from_axis_angle, transform_points
@@ -39,7 +39,8 @@ def test_exact_flow_recovers_the_pose_through_render_lift_and_lm_pnp(block, scen
     stage = RefinerStage(backend=None, renderer=gl_renderer)
     item = stage._prepare(frame, block, T_start)
     # the flow the network should predict: each lifted render point where T_gt puts it in the crop
-    target = pixels_to_cells(project_points(item.K_crop, transform_points(T_gt, item.points.reshape(-1, 3))))
+    target_px = project_points(item.K_crop, transform_points(T_gt, item.points.reshape(-1, 3)))
+    target = crop_pixels_to_cells(target_px, 64, 256)
     grid = np.stack(np.meshgrid(np.arange(64), np.arange(64)), axis=-1).reshape(-1, 2)
     flow = (target - grid).reshape(64, 64, 2).transpose(2, 0, 1)[None]
     confident = np.full((1, 1, 64, 64), 12.0)
