@@ -52,3 +52,28 @@ def untrained_backend():
     from novel_pose_ros.runtime import create_backend
 
     return create_backend("onnxruntime", "small", None, seed=0)
+
+
+def _tiny_coop_checkpoint(tmp_path_factory, kind: str):
+    """A Co-op checkpoint of the tiny test config with seeded random weights (plumbing, not accuracy)."""
+    import torch
+
+    from novel_pose_ros.networks.coop.coarse_config import get_coarse_config
+    from novel_pose_ros.networks.coop.coarse_net import CoopCoarseNet
+    from novel_pose_ros.networks.coop.selector_net import CoopSelectorNet, get_selector_config
+    from novel_pose_ros.training.coop_checkpoint import save_coop_weights
+
+    torch.manual_seed(0)
+    net = (CoopCoarseNet(get_coarse_config("coop_coarse_tiny")) if kind == "coop_coarse"
+           else CoopSelectorNet(get_selector_config("coop_selector_tiny")))
+    return save_coop_weights(net.eval(), tmp_path_factory.mktemp(kind) / f"{kind}_tiny.ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_coarse_checkpoint(tmp_path_factory):
+    return _tiny_coop_checkpoint(tmp_path_factory, "coop_coarse")
+
+
+@pytest.fixture(scope="session")
+def tiny_selector_checkpoint(tmp_path_factory):
+    return _tiny_coop_checkpoint(tmp_path_factory, "coop_selector")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from novel_pose_ros.estimation.config import EstimatorConfig
+from novel_pose_ros.estimation.config import EstimatorConfig, Pipeline
 from novel_pose_ros.geometry.crop import box_from_mask
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.render import Renderer, create_renderer
@@ -51,11 +51,14 @@ STAGE_SOURCES = {
     "stage1": "template scoring + top-N only; the backbone that feeds it is in 'backbone' (key 'stage1')",
     "stage2": "affine regressor graph + affine -> initial flow and certainty (key 'stage2')",
     "stage3": "DPT head on the query maps + flow decoder graph + certainty sigmoid (key 'stage3')",
-    "pnp": "dense correspondences + EPnP/RANSAC per hypothesis + choice or affine fallback (key 'pnp')",
-    "refine": "pipeline picopose+refine only: per round window, render, refiner graph, LM-PnP (key 'refine')",
+    "encoder": "Co-op coarse: encoder graph on the query crops (key 'encoder')",
+    "match": "Co-op coarse: match graph on every (query, template) pair + template scores + top-N (key 'match')",
+    "pnp": "correspondences + EPnP/RANSAC per hypothesis + choice or fallback (key 'pnp')",
+    "refine": "pipelines with +refine: per round window, render, refiner graph, LM-PnP (key 'refine')",
+    "select": "pipeline coop+refine+select: window, render, selector graph per refined hypothesis (key 'select')",
     "total": "wall time of the whole Estimator.run call: the stages above + pose assembly",
 }
-STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")  # every pipeline; + "refine" with the refiner
+STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")  # pipeline picopose (Estimator.stage_names)
 REPORTED = STAGE_KEYS + ("total",)
 MAX_OBJECTS_PER_FRAME = 64
 # Frames a little less cropped than the synth default, and every instance visible enough to be a
@@ -197,6 +200,7 @@ def run_estimator_benchmark(library: ObjectLibrary, config: EstimatorConfig, set
     """
     from novel_pose_ros.estimation.estimator import Estimator
     from novel_pose_ros.runtime import create_backend
+    from novel_pose_ros.runtime.coop_weights import create_coop_backend
 
     if len(library) == 0:
         raise ValueError("the object library is empty")
@@ -210,8 +214,12 @@ def run_estimator_benchmark(library: ObjectLibrary, config: EstimatorConfig, set
     shown = sorted({d.object_id for bench in frames.values() for f in bench for d in f.detections})
     rss = {"frames_rendered": _rss_mib("process")[1]}
     start = time.perf_counter()
-    backend = create_backend(config.backend, config.network, config.weights, config.device, seed=config.seed,
-                             precision=config.precision, max_batch=config.max_batch)
+    if Pipeline.parse(config.pipeline).coarse == "coop":
+        backend = create_coop_backend("coop_coarse", config.backend, config.coarse_weights, config.device,
+                                      precision=config.precision, max_batch=config.max_batch)
+    else:
+        backend = create_backend(config.backend, config.network, config.weights, config.device, seed=config.seed,
+                                 precision=config.precision, max_batch=config.max_batch)
     backend_setup_s = time.perf_counter() - start
     rss["backend_ready"] = _rss_mib("process")[1]
     with tempfile.TemporaryDirectory(prefix="novel_pose_bench_") as scratch:

@@ -14,8 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from novel_pose_ros.cli.estimate_cmd import pipeline_arguments, pipeline_values
 from novel_pose_ros.cli.table import format_table
-from novel_pose_ros.estimation.config import PIPELINES, EstimatorConfig
+from novel_pose_ros.estimation.config import EstimatorConfig
 from novel_pose_ros.networks.picopose.config import CONFIGS
 from novel_pose_ros.objects import ObjectLibrary, load_object
 from novel_pose_ros.paths import default_objects_file
@@ -23,7 +24,8 @@ from novel_pose_ros.render import create_renderer
 from novel_pose_ros.runtime import BACKENDS
 from novel_pose_ros.templates import TemplateSettings, ensure_templates
 
-ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "refine", "total")
+ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "encoder", "match", "pnp", "refine", "select",
+                     "total")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,10 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     group.add_argument("--backend", default="auto", choices=BACKENDS)
     group.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
-    group.add_argument("--pipeline", default=EstimatorConfig.pipeline, choices=PIPELINES,
-                       help="stages: PicoPose alone, or followed by the Co-op refiner (adds a 'refine' column)")
-    group.add_argument("--refine-iterations", type=int, default=EstimatorConfig.refine_iterations,
-                       help="render-and-compare rounds of the refiner")
+    pipeline_arguments(group)
     group.add_argument("--templates", type=Path, default=None,
                        help="template cache to onboard from (default: a fresh folder, so onboarding is timed cold)")
     group.add_argument("--seed", type=int, default=0, help="scene generation seed (untrained weights keep their own seed)")
@@ -119,8 +118,7 @@ def run_estimator_bench(args: argparse.Namespace) -> int:
 
     settings = BenchSettings(tuple(args.objects_per_frame), args.frames, args.warmup, args.seed)  # checks before loading
     config = EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
-                             hypotheses=args.hypotheses, templates_dir=args.templates, pipeline=args.pipeline,
-                             refine_iterations=args.refine_iterations)
+                             hypotheses=args.hypotheses, templates_dir=args.templates, **pipeline_values(args))
     library = ObjectLibrary.from_yaml(args.objects or default_objects_file())
     bench = run_estimator_benchmark(library, config, settings)
     columns = [s for s in ESTIMATOR_COLUMNS if s in bench.results[0].latency_s]

@@ -37,17 +37,29 @@ def _estimator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
     parser.add_argument("--templates", type=Path, default=None, help="template cache folder")
-    parser.add_argument("--pipeline", default="picopose", choices=PIPELINES,
-                        help="stages: PicoPose alone, or followed by the Co-op refiner")
-    parser.add_argument("--refiner-weights", type=Path, default=None,
-                        help="Co-op refiner checkpoint (default: the shipped one)")
-    parser.add_argument("--refine-iterations", type=int, default=1, help="render-and-compare rounds of the refiner")
+    pipeline_arguments(parser)
+
+
+def pipeline_arguments(parser) -> None:
+    """--pipeline and the Co-op weights / rounds (estimate, eval-run, bench)."""
+    parser.add_argument("--pipeline", default=EstimatorConfig.pipeline, choices=PIPELINES,
+                        help="coarse stage (PicoPose or Co-op), then optionally the Co-op refiner and selector")
+    for stage in ("coarse", "refiner", "selector"):
+        parser.add_argument(f"--{stage}-weights", type=Path, default=None,
+                            help=f"Co-op {stage} checkpoint (default: the shipped one)")
+    parser.add_argument("--refine-iterations", type=int, default=EstimatorConfig.refine_iterations,
+                        help="render-and-compare rounds of the refiner")
+
+
+def pipeline_values(args: argparse.Namespace) -> dict:
+    """The EstimatorConfig values of pipeline_arguments."""
+    return {"pipeline": args.pipeline, "coarse_weights": args.coarse_weights, "refiner_weights": args.refiner_weights,
+            "selector_weights": args.selector_weights, "refine_iterations": args.refine_iterations}
 
 
 def _estimator_config(args: argparse.Namespace, templates_dir: Path) -> EstimatorConfig:
     return EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
-                           hypotheses=args.hypotheses, templates_dir=templates_dir, pipeline=args.pipeline,
-                           refiner_weights=args.refiner_weights, refine_iterations=args.refine_iterations)
+                           hypotheses=args.hypotheses, templates_dir=templates_dir, **pipeline_values(args))
 
 
 def register(commands: argparse._SubParsersAction) -> None:

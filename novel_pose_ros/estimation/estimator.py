@@ -15,20 +15,27 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from novel_pose_ros.estimation.config import EstimatorConfig
+import numpy as np
+
+from novel_pose_ros.estimation.config import EstimatorConfig, Pipeline
+from novel_pose_ros.estimation.coop_coarse_stage import CoarseTemplates, CoopCoarseStage
 from novel_pose_ros.estimation.crops import DetectionRejected, QueryCrop, make_query_crop
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTemplates, PicoPoseStages
+from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
+from novel_pose_ros.estimation.selector_stage import SelectorStage
 from novel_pose_ros.estimation.template_bank import build_template_bank
 from novel_pose_ros.estimation.template_features import load_or_compute_features
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.paths import default_templates_dir
 from novel_pose_ros.render import Renderer, create_renderer
 from novel_pose_ros.runtime import InferenceBackend, create_backend
+from novel_pose_ros.runtime.coop_weights import create_coop_backend
 from novel_pose_ros.templates import TemplateSettings, ensure_templates, load_template_set
 from novel_pose_ros.types import Detection, Frame, ObjectModel, PoseEstimate, PoseHypothesis, StageTimings
 
 LOGGER = logging.getLogger(__name__)
-STAGES = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")
+PICOPOSE_STAGES = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")
+COOP_STAGES = ("crop", "encoder", "match", "pnp")
 
 
 @dataclass(frozen=True)
@@ -64,23 +71,30 @@ class Estimator:
     ) -> None:
         self.config = config or EstimatorConfig()
         self.objects = objects
-        self.backend = backend or create_backend(
-            self.config.backend, self.config.network, self.config.weights, self.config.device, seed=self.config.seed,
-            precision=self.config.precision, max_batch=self.config.max_batch,
-        )
         self._renderer = renderer
         self._show_progress = show_progress
-        self._stages = PicoPoseStages(self.backend, self.config)
-        self._refiner = None
-        if self.config.pipeline == "picopose+refine":
-            from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
-            from novel_pose_ros.runtime.refiner_weights import create_refiner_backend
-
+        self.pipeline = Pipeline.parse(self.config.pipeline)
+        cfg = self.config
+        if self.pipeline.coarse == "coop":
+            self.backend = backend or create_coop_backend("coop_coarse", cfg.backend, cfg.coarse_weights, cfg.device,
+                                                          precision=cfg.precision, max_batch=cfg.max_batch)
+            self._stages = CoopCoarseStage(self.backend, cfg)
+        else:
+            self.backend = backend or create_backend(cfg.backend, cfg.network, cfg.weights, cfg.device, seed=cfg.seed,
+                                                     precision=cfg.precision, max_batch=cfg.max_batch)
+            self._stages = PicoPoseStages(self.backend, cfg)
+        self._refiner = self._selector = None
+        if self.pipeline.refine:
             self._refiner = RefinerStage(
-                create_refiner_backend(self.config.backend, self.config.refiner_weights, self.config.device,
-                                       precision=self.config.precision, max_batch=self.config.max_batch),
-                self.renderer, RefinerSettings(iterations=self.config.refine_iterations, max_batch=self.config.max_batch))
-        self._templates: dict[str, ObjectTemplates] = {}
+                create_coop_backend("coop_refiner", cfg.backend, cfg.refiner_weights, cfg.device,
+                                    precision=cfg.precision, max_batch=cfg.max_batch),
+                self.renderer, RefinerSettings(iterations=cfg.refine_iterations, max_batch=cfg.max_batch))
+        if self.pipeline.select:
+            self._selector = SelectorStage(
+                create_coop_backend("coop_selector", cfg.backend, cfg.selector_weights, cfg.device,
+                                    precision=cfg.precision, max_batch=cfg.max_batch),
+                self.renderer, self._refiner.settings.window_margin, cfg.max_batch)
+        self._templates: dict[str, ObjectTemplates | CoarseTemplates] = {}
         self.onboarding_s: dict[str, float] = {}
         for obj in objects:
             self.onboard(obj)
@@ -98,8 +112,12 @@ class Estimator:
         settings = TemplateSettings(level=self.config.template_level)
         report = ensure_templates(obj, templates_dir, settings, self.renderer, show_progress=self._show_progress)
         bank = build_template_bank(load_template_set(report.folder))
-        features = load_or_compute_features(bank, report.folder, self.backend, self.config.network, self.config.max_batch)
-        self._templates[obj.name] = ObjectTemplates(bank, features)
+        if isinstance(self._stages, CoopCoarseStage):
+            self._templates[obj.name] = self._stages.templates(bank)
+        else:
+            features = load_or_compute_features(bank, report.folder, self.backend, self.config.network,
+                                                self.config.max_batch)
+            self._templates[obj.name] = ObjectTemplates(bank, features)
         self.onboarding_s[obj.name] = time.perf_counter() - start
         LOGGER.info("onboarded '%s' (%d templates) in %.2f s", obj.name, len(bank), self.onboarding_s[obj.name])
 
@@ -113,7 +131,9 @@ class Estimator:
         crops, failures = self._crops(frame, detections)
         timings["crop"] = time.perf_counter() - start
         outcomes = self._run_stages(crops, frame, timings, failures)
-        if self._refiner is not None and outcomes:
+        if self._selector is not None and outcomes:
+            outcomes = self._refine_and_select(frame, detections, outcomes, timings)
+        elif self._refiner is not None and outcomes:
             outcomes = self._refine(frame, detections, outcomes, timings)
         stage_timings = StageTimings(dict(timings))
         poses, instances = [], {}
@@ -180,15 +200,40 @@ class Estimator:
                                               hypotheses=outcome.hypotheses + (hypothesis,)))
         return result
 
+    def _refine_and_select(self, frame: Frame, detections: list[Detection], outcomes: list[DetectionOutcome],
+                           timings: dict[str, float]) -> list[DetectionOutcome]:
+        """Every coarse hypothesis through the refiner, then the selector's best of the refined poses (Co-op's
+        5-hypothesis mode); a hypothesis the refiner cannot handle competes with its coarse pose."""
+        objects = [self.objects.get(detections[o.detection_index].object_id) for o in outcomes]
+        candidates = [[h.T_cam_obj for h in o.hypotheses] for o in outcomes]
+        flat_objects = [obj for obj, poses in zip(objects, candidates) for _ in poses]
+        refined = self._refiner.refine(frame, flat_objects, [T for poses in candidates for T in poses], timings)
+        per_detection, start = [], 0
+        for poses in candidates:
+            per_detection.append(refined[start:start + len(poses)])
+            start += len(poses)
+        scores = self._selector.scores(frame, objects, [[p.T_cam_obj for p in r] for r in per_detection], timings)
+        result = []
+        for outcome, poses, logits in zip(outcomes, per_detection, scores):
+            best = int(np.argmax(logits)) if np.isfinite(logits).any() else 0
+            selected = tuple(PoseHypothesis(p.T_cam_obj, float(1.0 / (1.0 + np.exp(-s))) if np.isfinite(s) else 0.0,
+                                            f"{h.source}+refined" if p.failure is None else h.source)
+                             for h, p, s in zip(outcome.hypotheses, poses, logits))
+            result.append(dataclasses.replace(outcome, T_cam_obj=poses[best].T_cam_obj,
+                                              source=f"{outcome.source}+refined+selected",
+                                              hypotheses=outcome.hypotheses + selected))
+        return result
+
     @property
     def stage_names(self) -> tuple[str, ...]:
         """The StageTimings keys of this pipeline."""
-        return STAGES + (("refine",) if self._refiner is not None else ())
+        coarse = PICOPOSE_STAGES if self.pipeline.coarse == "picopose" else COOP_STAGES
+        return coarse + (("refine",) if self._refiner is not None else ()) + (("select",) if self._selector else ())
 
     @property
     def template_counts(self) -> dict[str, int]:
         return {name: len(t.bank) for name, t in self._templates.items()}
 
-    def templates_of(self, name: str) -> ObjectTemplates:
+    def templates_of(self, name: str) -> ObjectTemplates | CoarseTemplates:
         return self._templates[name]
 

@@ -109,10 +109,10 @@ class PicoPoseStages:
         cfg = self.config
         tick = time.perf_counter()
         maps = run_in_chunks(self.backend, "backbone", {"image": to_network_input(np.stack([c.rgb for c in crops]))}, cfg.max_batch)
-        tick = _lap(timings, "backbone", tick)
+        tick = lap(timings, "backbone", tick)
         # the DPT head's query features belong to stage 3 (as in PicoPose), so they count there
         query_feats = run_in_chunks(self.backend, "dpt", {"map1": maps[1], "map2": maps[2], "map3": maps[3]}, cfg.max_batch)
-        tick = _lap(timings, "stage3", tick)
+        tick = lap(timings, "stage3", tick)
 
         # Stage 1: top-N templates per detection.
         query_units = unit_patches(maps[3])
@@ -123,7 +123,7 @@ class PicoPoseStages:
             scores = score_templates(query_units[slot], mask, objects[crop.object_name])
             top = np.argsort(-scores, kind="stable")[: cfg.hypotheses]
             pairs += [(slot, int(view), float(scores[view])) for view in top]
-        tick = _lap(timings, "stage1", tick)
+        tick = lap(timings, "stage1", tick)
 
         # Stage 2: one affine per pair.
         slots = np.array([p[0] for p in pairs])
@@ -138,7 +138,7 @@ class PicoPoseStages:
                                       torch.from_numpy(cos_sin))
         affines = affine_from_prediction(prediction, torch.from_numpy(centres.astype(np.float32)))
         flow0, certainty0 = initial_flow(affines, torch.from_numpy(mask16))
-        tick = _lap(timings, "stage2", tick)
+        tick = lap(timings, "stage2", tick)
 
         # Stage 3: dense flow for every pair.
         template_feats = {n: np.stack([getattr(b.features, f"feat{n}")[v] for b, v in zip(banks, views)]) for n in (16, 32, 64)}
@@ -147,7 +147,7 @@ class PicoPoseStages:
         inputs.update({"init_flow": flow0.numpy(), "init_certainty": certainty0.numpy()})
         flows, certainty_logits = run_in_chunks(self.backend, "flow", inputs, cfg.max_batch)
         certainties = 1.0 / (1.0 + np.exp(-certainty_logits[:, 0]))
-        tick = _lap(timings, "stage3", tick)
+        tick = lap(timings, "stage3", tick)
 
         def solve(i: int):
             corr = dense_correspondences(targets_from_flow(flows[i]), certainties[i], banks[i].bank, pairs[i][1],
@@ -158,7 +158,7 @@ class PicoPoseStages:
         results = list(self._pool.map(solve, range(len(pairs))))
         outcomes = [self._choose(slot, crop, pairs, banks, affines.numpy(), results, K)
                     for slot, crop in enumerate(crops)]
-        _lap(timings, "pnp", tick)
+        lap(timings, "pnp", tick)
         return outcomes
 
     def _choose(self, slot, crop, pairs, banks, affines, results, K) -> DetectionOutcome:
@@ -179,7 +179,7 @@ class PicoPoseStages:
         return DetectionOutcome(crop.detection_index, T, "affine_fallback", 0.0, tuple(hypotheses))
 
 
-def _lap(timings: dict[str, float], name: str, since: float) -> float:
+def lap(timings: dict[str, float], name: str, since: float) -> float:
     now = time.perf_counter()
     timings[name] = timings.get(name, 0.0) + now - since
     return now

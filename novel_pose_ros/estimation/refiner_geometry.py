@@ -14,12 +14,14 @@ pixel is cell coordinate w + 0.625.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from novel_pose_ros.estimation.correspondences import cells_to_crop_pixels, crop_pixels_to_cells
 from novel_pose_ros.geometry.camera import backproject_pixels, project_points
-from novel_pose_ros.geometry.crop import SquareBox, crop_transform
+from novel_pose_ros.geometry.crop import SquareBox, crop_transform, warp_crop
 from novel_pose_ros.geometry.se3 import check_shape, invert_T, transform_points
 from novel_pose_ros.networks.coop.refiner_net import CELL_PX, REFINER_CROP, REFINER_GRID
 from novel_pose_ros.render import Renderer, RenderResult
@@ -104,3 +106,26 @@ def render_for_refiner(renderer: Renderer, obj: ObjectModel, T_cam_obj: np.ndarr
     templates are (ambient only; shaded for geometry-only meshes): one function for training and run time."""
     lighting = TemplateSettings().lighting_for(obj)
     return renderer.render([(obj, T_cam_obj)], K_crop, REFINER_CROP, REFINER_CROP, lighting)
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """Query and render through the window around the object at T_cam_obj: query (256, 256, 3) uint8, the
+    render (RenderResult, 256²), the crop camera K_crop and the window's M_crop_img (2, 3)."""
+
+    query: np.ndarray
+    render: RenderResult
+    K_crop: np.ndarray
+    M_crop_img: np.ndarray
+    T_cam_obj: np.ndarray
+
+
+def window_view(renderer: Renderer, image: np.ndarray, K: np.ndarray, obj: ObjectModel, T_cam_obj: np.ndarray,
+                margin: float = 0.2) -> WindowView:
+    """The refiner's (and selector's) inputs at one pose: window (`refiner_window`, ValueError when the object is
+    behind the camera), query crop of `image` through it, render of `obj` drawn straight into it."""
+    box = refiner_window(T_cam_obj, K, box_corners(*obj.mesh.bounds), margin)
+    M = window_transform(box)
+    K_crop = crop_camera(K, M)
+    render = render_for_refiner(renderer, obj, T_cam_obj, K_crop)
+    return WindowView(warp_crop(image, M, REFINER_CROP), render, K_crop, M, np.asarray(T_cam_obj, dtype=np.float64))

@@ -17,17 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from novel_pose_ros.estimation.refiner_geometry import (
-    box_corners,
-    crop_camera,
-    flow_to_pixels,
-    lift_grid,
-    refiner_window,
-    render_for_refiner,
-    window_transform,
-)
+from novel_pose_ros.estimation.refiner_geometry import flow_to_pixels, lift_grid, window_view
 from novel_pose_ros.estimation.template_bank import patch_grid_mask
-from novel_pose_ros.geometry.crop import warp_crop
 from novel_pose_ros.geometry.lm_pnp import correspondence_weights, lm_pnp
 from novel_pose_ros.networks.coop.refiner_net import REFINER_CROP
 from novel_pose_ros.networks.picopose.preprocessing import to_network_input
@@ -128,15 +119,12 @@ class RefinerStage:
         return results
 
     def _prepare(self, frame: Frame, obj: ObjectModel, T: np.ndarray) -> RefinerInput:
-        box = refiner_window(T, frame.K, box_corners(*obj.mesh.bounds), self.settings.window_margin)
-        M = window_transform(box)
-        K_crop = crop_camera(frame.K, M)
-        render = render_for_refiner(self.renderer, obj, T, K_crop)
-        points, valid = lift_grid(render.depth_m, K_crop, T)
+        view = window_view(self.renderer, frame.image, frame.K, obj, T, self.settings.window_margin)
+        points, valid = lift_grid(view.render.depth_m, view.K_crop, T)
         if not valid.any():
             raise ValueError("the object renders to nothing at the current pose")
-        return RefinerInput(warp_crop(frame.image, M, REFINER_CROP), render.rgb,
-                            patch_grid_mask(render.depth_m > 0, 16), points, valid, K_crop, T)
+        return RefinerInput(view.query, view.render.rgb, patch_grid_mask(view.render.depth_m > 0, 16), points, valid,
+                            view.K_crop, T)
 
 
 def refiner_pose_solve(flow: torch.Tensor, log_b: torch.Tensor, certainty: torch.Tensor, sensitivity: torch.Tensor,

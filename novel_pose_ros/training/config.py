@@ -201,6 +201,20 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class PairValidationConfig:
+    """Co-op refiner and coarse trainers: every every_steps, their validation measures on `pairs` fixed
+    pairs of the held-out ("validation") objects, drawn from `seed`."""
+
+    every_steps: int = 250
+    pairs: int = 32
+    seed: int = 12345
+
+    def __post_init__(self) -> None:
+        _check(self.every_steps >= 1 and self.pairs >= 0 and self.seed >= 0,
+               "validation: every_steps ≥ 1, pairs ≥ 0, seed ≥ 0")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     network: Any = "small_cnn"
     pretrained_backbone: bool = True

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from novel_pose_ros.estimation.crops import DetectionRejected, make_query_crop
+from novel_pose_ros.estimation.crops import DetectionRejected, QueryCrop, make_query_crop
 from novel_pose_ros.geometry.crop import box_from_mask
 from novel_pose_ros.networks.picopose.config import FLOW_SIZES, IMAGE_SIZE, PATCH_GRID
 from novel_pose_ros.render import Renderer, create_renderer
@@ -187,9 +187,11 @@ class PairSampler:
                 used += 1
                 yield pair
 
-    def make_pair(self, image: SceneImage, index: int, rng: np.random.Generator) -> TrainingPair | None:
+    def query_crop(self, image: SceneImage, index: int, rng: np.random.Generator) -> tuple[QueryCrop, bool] | None:
+        """The estimator's query crop of instance `index` around its visible mask or, with
+        box_only_probability, around a jittered box without mask; (crop, box_only), None if rejected."""
         cfg = self.config
-        shown, base, T_q = image.instances[index]
+        base = image.instances[index][1]
         mask = image.labels == index + 1
         box = box_from_mask(mask)
         box_only = bool(rng.random() < cfg.box_only_probability)
@@ -202,6 +204,15 @@ class PairSampler:
                                    0, base.name, IMAGE_SIZE, 1)
         except DetectionRejected:
             return None
+        return crop, box_only
+
+    def make_pair(self, image: SceneImage, index: int, rng: np.random.Generator) -> TrainingPair | None:
+        cfg = self.config
+        shown, base, T_q = image.instances[index]
+        made = self.query_crop(image, index, rng)
+        if made is None:
+            return None
+        crop, box_only = made
         grey = bool(shown.has_appearance and rng.random() < cfg.grey_template_probability)
         template_obj = geometry_only(base) if grey else shown
         view = int(rng.choice(nearest_views(T_q, cfg.template_level, cfg.nearest_templates)))

@@ -1,9 +1,9 @@
 """Configuration of Co-op refiner training: nested frozen dataclasses, loaded from YAML, validated.
 
-    config = load_refiner_train_config("configs/train_refiner_small.yaml")
+    config = load_coop_train_config("configs/train_refiner_small.yaml")   # training/coop_config.py
 
 A training YAML is a refiner one when its `network` names a Co-op refiner config
-(`coop_refiner_small`); `novel-pose train` dispatches on that (`is_refiner_config_file`). Sections
+(`coop_refiner_small`); `novel-pose train` dispatches on that (training/coop_config.py). Sections
 `run`, `data`, `optim` are training/config.py's RunConfig, DataConfig, OptimConfig (of DataConfig,
 the scene, visibility, appearance, grey-template (here: grey render) and augmentation keys apply;
 the template, box and InfoNCE keys do not). Every section is optional; unknown keys are errors.
@@ -13,19 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from novel_pose_ros.networks.coop.refiner_net import REFINER_CONFIGS, CoopRefinerConfig, get_refiner_config
-from novel_pose_ros.training.config import (
-    DataConfig,
-    OptimConfig,
-    RunConfig,
-    _build,
-    _check,
-    plain_data,
-    read_config_file,
-)
-from novel_pose_ros.yaml_files import read_yaml
+from novel_pose_ros.networks.coop.refiner_net import CoopRefinerConfig, get_refiner_config
+from novel_pose_ros.training.config import DataConfig, OptimConfig, PairValidationConfig, RunConfig, _check, plain_data
 
 
 @dataclass(frozen=True)
@@ -79,20 +69,6 @@ class RefinerLossConfig:
 
 
 @dataclass(frozen=True)
-class RefinerValidationConfig:
-    """Every every_steps: mean losses and median pose errors before / after on `pairs` fixed pairs of
-    the held-out ("validation") objects, drawn from `seed`."""
-
-    every_steps: int = 250
-    pairs: int = 32
-    seed: int = 12345
-
-    def __post_init__(self) -> None:
-        _check(self.every_steps >= 1 and self.pairs >= 0 and self.seed >= 0,
-               "validation: every_steps ≥ 1, pairs ≥ 0, seed ≥ 0")
-
-
-@dataclass(frozen=True)
 class RefinerTrainConfig:
     """network: a Co-op refiner config name; init_from_picopose: start backbone, DPT head and decoder
     from PicoPose weights (picopose_weights, None: the shipped ones of the refiner's PicoPose config);
@@ -107,7 +83,7 @@ class RefinerTrainConfig:
     noise: PoseNoiseConfig = field(default_factory=PoseNoiseConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     loss: RefinerLossConfig = field(default_factory=RefinerLossConfig)
-    validation: RefinerValidationConfig = field(default_factory=RefinerValidationConfig)
+    validation: PairValidationConfig = field(default_factory=PairValidationConfig)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.network, str), f"network must be a Co-op refiner config name, got {self.network!r}")
@@ -118,21 +94,3 @@ class RefinerTrainConfig:
 
     def to_dict(self) -> dict:
         return plain_data(self)
-
-
-def refiner_train_config_from_dict(values: dict, where: str = "refiner training config") -> RefinerTrainConfig:
-    return _build(RefinerTrainConfig, values, where)
-
-
-def load_refiner_train_config(path: str | Path, overrides: dict | None = None) -> RefinerTrainConfig:
-    """Read a refiner training YAML; `overrides` ({"run": {"steps": 10}, ...}) are merged in first."""
-    return read_config_file(RefinerTrainConfig, path, overrides, "refiner training config")
-
-
-def is_refiner_config(values: Any) -> bool:
-    """True for a training-config mapping whose `network` names a Co-op refiner config."""
-    return isinstance(values, dict) and isinstance(values.get("network"), str) and values["network"] in REFINER_CONFIGS
-
-
-def is_refiner_config_file(path: str | Path) -> bool:
-    return is_refiner_config(read_yaml(Path(path).expanduser(), "training config"))

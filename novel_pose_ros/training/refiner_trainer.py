@@ -1,4 +1,4 @@
-"""Co-op refiner training: `train_refiner(config)` (what `novel-pose train` runs for a refiner YAML).
+"""Co-op refiner training: `train_coop(config)` of training/coop_config.py runs it.
 
 Per step: a batch of refiner pairs (training/refiner_pairs.py, in data worker processes); the
 network on (query, render at T_cur); the run-time pose solve (estimation/refiner_stage.refiner_pose_solve:
@@ -7,16 +7,14 @@ differentiable LM-PnP from T_cur of the lifted grid points to their predicted cr
 certainty BCE on render-valid cells + disentangled point matching of the solved pose vs T_gt
 (weights in config.loss); AdamW (backbone at optim.backbone_lr) with warm-up + cosine, gradient
 clipping: the loop of training/loop.py. Logs (JSON lines, curves.png), resumable checkpoints
-(training/refiner_checkpoint.py's weights files) and held-out validation as PicoPose's; validation adds the median rotation / translation
+(training/coop_checkpoint.py weights files) and held-out validation as PicoPose's; validation adds the median rotation / translation
 error of T_cur (before) and of the solved pose (after) on fixed pairs of the "validation" objects.
 Outputs in run.out_dir: config.yaml, train_log.jsonl, curves.png, checkpoints/.
 """
 from __future__ import annotations
 
 import logging
-from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -24,13 +22,9 @@ from torch import nn
 
 from novel_pose_ros.estimation.refiner_stage import refiner_pose_solve
 from novel_pose_ros.networks.coop.refiner_net import CoopRefinerNet, load_picopose_weights
-from novel_pose_ros.training.batches import BatchStream
+from novel_pose_ros.training.coop_run import CoopTrainingRun, manifest_pool
 from novel_pose_ros.training.distributed import Distributed
-from novel_pose_ros.training.logs import JsonLog, curve_panel
-from novel_pose_ros.training.loop import TrainingRun, TrainSummary
-from novel_pose_ros.training.meshes import default_meshes_dir, load_manifest
-from novel_pose_ros.training.objects import ObjectPool
-from novel_pose_ros.training.refiner_checkpoint import load_refiner_weights, save_refiner_weights
+from novel_pose_ros.training.logs import curve_panel
 from novel_pose_ros.training.refiner_config import RefinerTrainConfig
 from novel_pose_ros.training.refiner_losses import REFINER_LOSS_TERMS, refiner_loss
 from novel_pose_ros.training.refiner_pairs import RefinerBatch, RefinerPairSampler, collate_refiner
@@ -41,11 +35,9 @@ ERROR_KEYS = ("rot_err_deg_before", "rot_err_deg_after", "trans_err_mm_before", 
 
 
 def build_refiner_sampler(config: RefinerTrainConfig, split: str) -> RefinerPairSampler:
-    """A refiner sampler over the manifest's `split` (picklable through functools.partial for spawned workers)."""
+    """A refiner sampler over the manifest's `split`."""
     data = config.data
-    manifest = load_manifest(data.meshes_dir or default_meshes_dir())
-    pool = ObjectPool.from_manifest(manifest, split, data.objects if split == "train" else (), data.group_weights)
-    return RefinerPairSampler(pool, data, config.noise, window_margin=config.solver.window_margin,
+    return RefinerPairSampler(manifest_pool(data, split), data, config.noise, window_margin=config.solver.window_margin,
                               model_points=config.loss.model_points)
 
 
@@ -102,12 +94,6 @@ def pose_errors(T_est: torch.Tensor, T_gt: torch.Tensor) -> tuple[torch.Tensor, 
     return torch.rad2deg(torch.arccos(cos)), 1000.0 * torch.linalg.norm(T_est[:, :3, 3] - T_gt[:, :3, 3], dim=-1)
 
 
-def validation_batches(sampler: RefinerPairSampler, count: int, batch_size: int, seed: int) -> list[RefinerBatch]:
-    """`count` fixed validation pairs (from `seed`) in batches of `batch_size`."""
-    pairs = sampler.sample(np.random.default_rng([int(seed), 7]), count) if count else []
-    return [collate_refiner(pairs[i:i + batch_size]) for i in range(0, len(pairs), batch_size)]
-
-
 @torch.no_grad()
 def validate_refiner(model: RefinerTrainingModel, batches: list[RefinerBatch], config: RefinerTrainConfig,
                      device: torch.device) -> dict[str, float]:
@@ -153,37 +139,20 @@ def plot_refiner_curves(records: list[dict], path: Path, width: int = 1000) -> P
     return Path(path)
 
 
-class RefinerTrainer(TrainingRun):
-    """One refiner training run on training/loop.py's loop; make_sampler / make_val_sampler default to the
-    manifest's train / validation splits."""
+class RefinerTrainer(CoopTrainingRun):
+    """One refiner training run (training/coop_run.py on training/loop.py's loop)."""
 
     loss_terms = LOSS_TERMS
     progress_label = "train refiner"
-
-    def __init__(self, config: RefinerTrainConfig, resume: bool = False,
-                 make_sampler: Callable[[], RefinerPairSampler] | None = None,
-                 make_val_sampler: Callable[[], RefinerPairSampler] | None = None, show_progress: bool = True) -> None:
-        super().__init__(config, resume, show_progress)
-        self.make_sampler = make_sampler or partial(build_refiner_sampler, config, "train")
-        self.make_val_sampler = make_val_sampler or partial(build_refiner_sampler, config, "validation")
-        self._val_batches: list[RefinerBatch] | None = None
+    build_sampler = staticmethod(build_refiner_sampler)
+    collate = staticmethod(collate_refiner)
 
     def build_network(self, from_weights: bool) -> CoopRefinerNet:
         """From the PicoPose weights, unless refiner weights (resume, init_weights) are loaded next."""
         return CoopRefinerNet(self.config.network_config()) if from_weights else build_refiner_network(self.config)
 
-    def load_weights(self, net: CoopRefinerNet, path: Path) -> object:
-        return load_refiner_weights(net, path)
-
-    def save_weights(self, net: CoopRefinerNet, path: Path, step: int, extra: dict) -> object:
-        return save_refiner_weights(net, path, step, extra)
-
     def training_model(self, net: CoopRefinerNet) -> RefinerTrainingModel:
         return RefinerTrainingModel(net, self.config)
-
-    def batch_stream(self, start: int, rank: int) -> BatchStream:
-        run = self.config.run
-        return BatchStream(self.make_sampler, run.batch_size, run.seed, rank, start, run.steps, collate_refiner)
 
     def step_loss(self, trained, batch: RefinerBatch, step: int, dist: Distributed):
         return compute_loss(trained(batch), batch, self.config)
@@ -191,22 +160,8 @@ class RefinerTrainer(TrainingRun):
     def progress(self, record: dict) -> dict[str, str]:
         return {k: f"{record[k]:.3f}" for k in ("loss", "laplace_nll", "certainty_bce", "pose")}
 
-    def plot(self, records: list[dict]) -> None:
-        plot_refiner_curves(records, self.out_dir / "curves.png")
+    def validation_record(self, model: RefinerTrainingModel, batches: list[RefinerBatch], device) -> dict[str, float]:
+        return validate_refiner(model, batches, self.config, device)
 
-    def validate(self, step: int, model: RefinerTrainingModel, last_checkpoint: Path | None, dist: Distributed,
-                 log: JsonLog) -> None:
-        cfg = self.config
-        if not cfg.validation.pairs:
-            return
-        if self._val_batches is None:
-            self._val_batches = validation_batches(self.make_val_sampler(), cfg.validation.pairs, cfg.run.batch_size,
-                                                   cfg.validation.seed)
-        record = {"kind": "validation", "step": step, **validate_refiner(model, self._val_batches, cfg, dist.device)}
-        log.write(record)
-        self.plot(log.read())
-        LOGGER.info("validation at step %d: %s", step, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
-
-
-def train_refiner(config: RefinerTrainConfig, resume: bool = False, show_progress: bool = True) -> TrainSummary:
-    return RefinerTrainer(config, resume, show_progress=show_progress).run()
+    def plot_curves(self, records: list[dict], path: Path) -> Path:
+        return plot_refiner_curves(records, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from novel_pose_ros.estimation.template_bank import TemplateBank, build_template_bank, patch_grid_mask
-from novel_pose_ros.geometry.crop import box_from_mask, crop_transform, square_box_around
+from novel_pose_ros.geometry.crop import box_from_mask, crop_transform, square_box_around, warp_crop
 from novel_pose_ros.geometry.icosphere import viewpoint_directions
 from novel_pose_ros.geometry.se3 import look_at_T_cam_obj
 from novel_pose_ros.networks.picopose.config import FLOW_SIZES, PATCH_GRID
@@ -29,7 +29,8 @@ from novel_pose_ros.types import ObjectModel
 class TemplateCrop:
     """One template view as the networks see it.
 
-    rgb (S, S, 3) uint8; mask (S, S) bool; centre_crop_px (2,) projected object origin in crop pixels
+    rgb (S, S, 3) uint8; mask (S, S) bool; depth_m (S, S) float32 metres (0 off the object; nearest
+    sampling, for the Co-op coarse ground truth); centre_crop_px (2,) projected object origin in crop pixels
     (integer-centred); T_cam_obj (4, 4); K (3, 3); M_crop_img (2, 3);
     points_obj[n] (n, n, 3) object point at each cell centre of the n×n grid, n in FLOW_SIZES,
     with points_valid[n] (n, n) bool (the cell centre lies on the object).
@@ -39,6 +40,7 @@ class TemplateCrop:
     view: int
     rgb: np.ndarray
     mask: np.ndarray
+    depth_m: np.ndarray
     centre_crop_px: np.ndarray
     T_cam_obj: np.ndarray
     K: np.ndarray
@@ -102,7 +104,9 @@ class TemplateViews:
         first = banks[FLOW_SIZES[-1]]
         self.rendered += 1
         return TemplateCrop(
-            object_name=obj.name, view=view, rgb=first.rgb[0], mask=first.mask[0], centre_crop_px=first.centre_crop_px[0],
+            object_name=obj.name, view=view, rgb=first.rgb[0], mask=first.mask[0],
+            depth_m=warp_crop(result.depth_m, first.M_crop_img[0], s.crop_size_px, nearest=True).astype(np.float32),
+            centre_crop_px=first.centre_crop_px[0],
             T_cam_obj=T_cam_obj, K=s.K_array, M_crop_img=first.M_crop_img[0],
             points_obj={n: b.points_obj[0] for n, b in banks.items()},
             points_valid={n: b.points_valid[0] for n, b in banks.items()})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -37,10 +38,12 @@ from novel_pose_ros.training.pairs import PairSampler
 DATASET_MARKER = "validation_dataset.json"
 
 
-def validation_batches(sampler: PairSampler, count: int, batch_size: int, seed: int) -> list[TrainingBatch]:
-    """`count` fixed validation pairs (from `seed`) in batches of `batch_size`."""
+def validation_batches(sampler: PairSampler, count: int, batch_size: int, seed: int,
+                       collate_fn: Callable[[list], object] = collate) -> list:
+    """`count` fixed validation pairs (from `seed`) of any sampler, in batches of `batch_size` made by
+    `collate_fn` (PicoPose's TrainingBatch by default)."""
     pairs = sampler.sample(np.random.default_rng([int(seed), 7]), count) if count else []
-    return [collate(pairs[i:i + batch_size]) for i in range(0, len(pairs), batch_size)]
+    return [collate_fn(pairs[i:i + batch_size]) for i in range(0, len(pairs), batch_size)]
 
 
 @torch.no_grad()

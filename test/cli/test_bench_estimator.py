@@ -91,3 +91,18 @@ def test_the_refine_pipeline_gets_its_own_column(tmp_path, capsys):
     [result] = json.loads(out.read_text())["results"]
     assert set(result["latency_s"]) == set(REPORTED) | {"refine"}
     assert 0.0 < result["latency_s"]["refine"]["median_s"] <= result["latency_s"]["total"]["median_s"]
+
+
+def test_the_coop_pipeline_with_selection_reports_its_own_stages(tmp_path, capsys, tiny_coarse_checkpoint,
+                                                                  tiny_selector_checkpoint):
+    objects = tmp_path / "objects.yaml"
+    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES / 'toy_block.ply'}, units: m}}\n")
+    out = tmp_path / "out.json"
+    code = main(["bench", "--objects-per-frame", "1", "--frames", "1", "--warmup", "0", "--objects", str(objects),
+                 "--backend", "onnxruntime", "--pipeline", "coop+refine+select", "--coarse-weights",
+                 str(tiny_coarse_checkpoint), "--selector-weights", str(tiny_selector_checkpoint), "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and all(f"{s} ms" in printed for s in ("encoder", "match", "refine", "select"))
+    [result] = json.loads(out.read_text())["results"]
+    assert {"encoder", "match", "pnp", "refine", "select", "total"} <= set(result["latency_s"])
+    assert "backbone" not in result["latency_s"]

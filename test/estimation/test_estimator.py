@@ -6,7 +6,7 @@ from helpers import BUNDLED_OBJECTS, shared_data
 from novel_pose_ros.bop.dataset import BopDataset
 from novel_pose_ros.bop.gt_detections import detections_from_gt
 from novel_pose_ros.estimation import Estimator, EstimatorConfig
-from novel_pose_ros.estimation.estimator import STAGES
+from novel_pose_ros.estimation.estimator import PICOPOSE_STAGES as STAGES
 from novel_pose_ros.geometry.crop import box_from_mask
 from novel_pose_ros.geometry.se3 import is_rotation, make_T, rotation_from_axis_angle
 from novel_pose_ros.objects import ObjectLibrary

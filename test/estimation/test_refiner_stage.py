@@ -51,10 +51,10 @@ def test_exact_flow_recovers_the_pose_through_render_lift_and_lm_pnp(block, scen
 
 
 def test_the_real_network_refines_every_detection_and_a_pose_off_screen_keeps_its_input(block, scene, gl_renderer):
-    from novel_pose_ros.runtime.refiner_weights import create_refiner_backend
+    from novel_pose_ros.runtime.coop_weights import create_coop_backend
 
     frame, T_gt = scene
-    stage = RefinerStage(create_refiner_backend("onnxruntime", None), gl_renderer, RefinerSettings(iterations=2))
+    stage = RefinerStage(create_coop_backend("coop_refiner", "onnxruntime", None), gl_renderer, RefinerSettings(iterations=2))
     behind = make_T(np.eye(3), [0.0, 0.0, -1.0])
     timings = {}
     start = _perturbed(T_gt, 5.0, [0.01, 0.0, 0.02])
@@ -67,11 +67,11 @@ def test_the_real_network_refines_every_detection_and_a_pose_off_screen_keeps_it
 
 def test_shipped_refiner_moves_a_perturbed_pose_towards_the_truth(block, scene, gl_renderer):
     """One round of the shipped refiner on a clean render: the pose error shrinks (a loose, real check)."""
-    from novel_pose_ros.runtime.refiner_weights import create_refiner_backend
+    from novel_pose_ros.runtime.coop_weights import create_coop_backend
 
     frame, T_gt = scene
     start = _perturbed(T_gt, 8.0, [0.01, -0.008, 0.03])
-    [refined] = RefinerStage(create_refiner_backend("onnxruntime", None), gl_renderer).refine(frame, [block], [start])
+    [refined] = RefinerStage(create_coop_backend("coop_refiner", "onnxruntime", None), gl_renderer).refine(frame, [block], [start])
     before = np.linalg.norm(start[:3, 3] - T_gt[:3, 3])
     after = np.linalg.norm(refined.T_cam_obj[:3, 3] - T_gt[:3, 3])
     assert refined.failure is None and after < 0.7 * before

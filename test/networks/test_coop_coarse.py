@@ -37,7 +37,7 @@ def tiny_net():
 def test_config_round_trip_and_validation():
     small = get_coarse_config("coop_coarse_small")
     assert CoopCoarseConfig.from_dict(small.to_dict()) == small
-    assert small.token_in_dim == 512 and small.mlp_hidden == 1024
+    assert small.token_in_dim == 512 and small.mlp_hidden == 512
     with pytest.raises(ValueError, match="unknown Co-op coarse config"):
         get_coarse_config("nope")
     for bad in ({"dim": 30, "heads": 4}, {"token_maps": (3, 2)}, {"token_maps": (4,)}, {"backbone": "resnet"},

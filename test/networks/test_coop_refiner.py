@@ -89,19 +89,26 @@ def test_onnx_runtime_matches_pytorch_at_batch_1_and_3(net, tmp_path):
 
 
 def test_without_refiner_weights_it_runs_picopose_initialised_and_says_so(monkeypatch, tmp_path, caplog):
-    from novel_pose_ros.runtime import refiner_weights
+    from novel_pose_ros.runtime import coop_weights
 
-    monkeypatch.setattr(refiner_weights, "shipped_refiner_checkpoint", lambda name=None: tmp_path / "none.ckpt")
-    net, weights_id = refiner_weights.load_refiner(None)
+    monkeypatch.setattr(coop_weights, "shipped_coop_checkpoint", lambda name: tmp_path / "none.ckpt")
+    net, weights_id = coop_weights.load_coop_network("coop_refiner", None)
     assert weights_id.startswith("picopose-init-") and not net.training
     assert "UNTRAINED Laplace-scale and sensitivity heads" in caplog.text
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        refiner_weights.load_refiner(tmp_path / "missing.ckpt")
+        coop_weights.load_coop_network("coop_refiner", tmp_path / "missing.ckpt")
+    with pytest.raises(FileNotFoundError, match="train_coarse_small.yaml"):  # no untrained fallback for the others
+        coop_weights.load_coop_network("coop_coarse", None)
 
 
-def test_shipped_refiner_weights_load_strictly():
-    from novel_pose_ros.runtime.refiner_weights import load_refiner, shipped_refiner_checkpoint
+@pytest.mark.parametrize("kind, config_name", [("coop_refiner", "coop_refiner_small"),
+                                               ("coop_coarse", "coop_coarse_small"),
+                                               ("coop_selector", "coop_selector_small")])
+def test_shipped_coop_weights_load_strictly_with_the_sha_of_their_model_card(kind, config_name):
+    from novel_pose_ros.runtime.coop_weights import load_coop_network, shipped_coop_checkpoint
 
-    assert shipped_refiner_checkpoint().is_file()
-    net, weights_id = load_refiner(None)
-    assert len(weights_id) == 64 and net.config == get_refiner_config("coop_refiner_small")
+    path = shipped_coop_checkpoint(config_name)
+    assert path.is_file()
+    net, weights_id = load_coop_network(kind, None)
+    assert len(weights_id) == 64 and net.config.name == config_name and not net.training
+    assert weights_id in (path.parent / "MODEL_CARD.md").read_text()

@@ -71,6 +71,7 @@ def test_rates_and_means():
 @pytest.mark.parametrize("name,value,ok", [
     ("backend", "onnxruntime", True), ("backend", "tensorflow", False), ("hypotheses", 0, False),
     ("hypotheses", 5, True), ("score_threshold", 1.5, False), ("network", "small_cnn", True), ("device", "tpu", False),
+    ("pipeline", "coop+refine+select", True), ("pipeline", "coop+select", False),
 ])
 def test_parameter_validation_gives_reasons(name, value, ok):
     reason = validate(name, value)

@@ -8,12 +8,10 @@ from novel_pose_ros.geometry.se3 import make_T, rotation_from_axis_angle
 from novel_pose_ros.networks.coop.refiner_net import CoopRefinerNet, get_refiner_config
 from novel_pose_ros.hashing import file_sha256
 from novel_pose_ros.training.pairs import SceneImage
-from novel_pose_ros.training.refiner_checkpoint import load_refiner_checkpoint, save_refiner_weights
-from novel_pose_ros.training.refiner_config import (
-    is_refiner_config,
-    load_refiner_train_config,
-    refiner_train_config_from_dict,
-)
+from novel_pose_ros.training.config import _build
+from novel_pose_ros.training.coop_checkpoint import load_coop_checkpoint, save_coop_weights
+from novel_pose_ros.training.coop_config import coop_config_class, coop_train_config_from_dict, load_coop_train_config
+from novel_pose_ros.training.refiner_config import RefinerTrainConfig
 from novel_pose_ros.training.refiner_pairs import RefinerPairSampler, collate_refiner, perturb_pose
 from novel_pose_ros.training.refiner_truth import refiner_truth
 
@@ -106,23 +104,27 @@ def test_sampled_pairs_have_the_documented_shapes(refiner_pairs):
 
 
 def test_config_dispatch_and_unknown_keys(tmp_path):
-    config = load_refiner_train_config("configs/train_refiner_small.yaml")
+    config = load_coop_train_config("configs/train_refiner_small.yaml")
+    assert isinstance(config, RefinerTrainConfig)
     assert config.loss.flow_weight == 1 and config.loss.certainty_weight == 5 and config.loss.pose_weight == 20
     assert config.noise.translation_std_m == (0.01, 0.01, 0.05) and config.init_from_picopose
-    assert is_refiner_config({"network": "coop_refiner_small"}) and not is_refiner_config({"network": "small_cnn"})
+    assert coop_config_class({"network": "coop_refiner_small"}) is RefinerTrainConfig
+    assert coop_config_class({"network": "small_cnn"}) is None
     with pytest.raises(ValueError, match="unknown keys.*lm_iters"):
-        refiner_train_config_from_dict({"solver": {"lm_iters": 3}})
+        _build(RefinerTrainConfig, {"solver": {"lm_iters": 3}}, "test")
     with pytest.raises(ValueError, match="translation_std_m"):
-        refiner_train_config_from_dict({"noise": {"translation_std_m": [0.01, 0.01]}})
+        _build(RefinerTrainConfig, {"noise": {"translation_std_m": [0.01, 0.01]}}, "test")
     with pytest.raises(ValueError, match="unknown Co-op refiner config"):
-        refiner_train_config_from_dict({"network": "small_cnn"})
+        _build(RefinerTrainConfig, {"network": "small_cnn"}, "test")
+    with pytest.raises(ValueError, match="names no Co-op config"):
+        load_coop_train_config("configs/train_small.yaml")
 
 
 def test_refiner_weights_round_trip_strictly(tmp_path):
     torch.manual_seed(1)
     net = CoopRefinerNet(get_refiner_config("coop_refiner_small"))
-    path = save_refiner_weights(net, tmp_path / "r.ckpt", 5)
-    loaded, weights_id = load_refiner_checkpoint(path)
+    path = save_coop_weights(net, tmp_path / "r.ckpt", 5)
+    loaded, weights_id = load_coop_checkpoint(path, "coop_refiner")
     assert weights_id == file_sha256(path) and not loaded.training
     a, b = net.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -130,7 +132,7 @@ def test_refiner_weights_round_trip_strictly(tmp_path):
     raw["state_dict"].pop(next(iter(raw["state_dict"])))
     torch.save(raw, tmp_path / "broken.ckpt")
     with pytest.raises(RuntimeError, match="Missing key"):
-        load_refiner_checkpoint(tmp_path / "broken.ckpt")
+        load_coop_checkpoint(tmp_path / "broken.ckpt", "coop_refiner")
 
 
 class FixedPairs:
@@ -144,8 +146,8 @@ class FixedPairs:
 
 
 def _config(out_dir, steps, init_from_picopose=False, val_pairs=0):
-    return refiner_train_config_from_dict({
-        "init_from_picopose": init_from_picopose,
+    return coop_train_config_from_dict({
+        "network": "coop_refiner_small", "init_from_picopose": init_from_picopose,
         "run": {"out_dir": str(out_dir), "steps": steps, "batch_size": 2, "num_workers": 0, "log_every": 1,
                 "checkpoint_every": 2, "keep_checkpoints": 2, "seed": 3, "device": "cpu"},
         "optim": {"lr": 1e-3, "backbone_lr": 1e-4, "warmup_steps": 0, "min_lr_ratio": 1.0},
@@ -174,7 +176,7 @@ def test_tiny_refiner_run_logs_validates_and_saves_loadable_weights(refiner_pair
         assert np.isfinite(val[key]), key
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "config.yaml").is_file()
     assert len(list((tmp_path / "checkpoints").glob("*.ckpt"))) == 2  # keep_checkpoints
-    net, weights_id = load_refiner_checkpoint(summary.last_checkpoint)  # what the estimator loads
+    net, weights_id = load_coop_checkpoint(summary.last_checkpoint, "coop_refiner")  # what the estimator loads
     saved = torch.load(summary.last_checkpoint, weights_only=True)
     assert saved["global_step"] == 3 and saved["novel_pose"]["config_values"] == net.config.to_dict()
     for key, value in net.state_dict().items():
@@ -189,8 +191,8 @@ def test_resume_continues_from_the_checkpoint_step(refiner_pairs, tmp_path):
     resumed = _trainer(_config(tmp_path / "split", 3), pairs, resume=True).run()
     assert resumed.start_step == 2
     assert [r["step"] for r in resumed.records if r["kind"] == "train"] == [1, 2, 3]  # nothing duplicated
-    a = load_refiner_checkpoint(straight.last_checkpoint)[0].state_dict()
-    b = load_refiner_checkpoint(resumed.last_checkpoint)[0].state_dict()
+    a = load_coop_checkpoint(straight.last_checkpoint, "coop_refiner")[0].state_dict()
+    b = load_coop_checkpoint(resumed.last_checkpoint, "coop_refiner")[0].state_dict()
     for key in a:  # same batches and optimiser state: the weights of the uninterrupted run
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):

@@ -41,9 +41,9 @@ class CoopCoarseConfig(DictConfig):
     name: str
     backbone: str = "small_cnn"
     token_maps: tuple[int, ...] = (2, 3)
-    dim: int = 256
-    depth: int = 4
-    heads: int = 8
+    dim: int = 128
+    depth: int = 2
+    heads: int = 4
     mlp_ratio: float = 4.0
 
     def __post_init__(self) -> None:
@@ -76,6 +76,8 @@ class CoopCoarseConfig(DictConfig):
         return int(round(self.dim * self.mlp_ratio))
 
 
+# Sized for CPUs: every query is matched against all 42 templates, so the decoder runs 42 times per
+# detection (~0.8 GFLOP per pair at dim 128, depth 2; dim 256, depth 4 would be ~4 GFLOP).
 COOP_COARSE_SMALL = CoopCoarseConfig(name="coop_coarse_small")
 # For tests only: the same encoder (its weights may stay random), a 2-block decoder of width 32.
 COOP_COARSE_TINY = CoopCoarseConfig(name="coop_coarse_tiny", dim=32, depth=2, heads=2, mlp_ratio=2.0)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from novel_pose_ros.networks.coop.config_dict import DictConfig
+from novel_pose_ros.networks.coop.picopose_backbone import copy_picopose_backbone
 from novel_pose_ros.networks.coop.coarse_net import LN_EPS, DecoderBlock
 from novel_pose_ros.networks.picopose.config import CNNConfig, PicoPoseConfig, get_config
 from novel_pose_ros.networks.picopose.picopose_net import build_feature_extractor
@@ -45,7 +46,6 @@ SELECTOR_CROP = 256
 SELECTOR_GRID = 16
 NUM_TOKENS = SELECTOR_GRID * SELECTOR_GRID
 TOKEN_MAPS = (2, 3)  # native stride-16 map + stride-32 context, as the coarse network's default
-BACKBONE_PREFIX = "feature_extractor."
 
 
 @dataclass(frozen=True)
@@ -152,16 +152,6 @@ class CoopSelectorNet(nn.Module):
 
     def load_backbone_from(self, picopose_state: dict[str, torch.Tensor]) -> int:
         """Copy the `feature_extractor.*` tensors of a PicoPoseNet state dict (trained with config.picopose)
-        into this backbone, strictly: the same names and shapes, none missing, none extra. The decoder
-        and head keep their initialisation. Returns the number of tensors copied."""
-        source = {k[len(BACKBONE_PREFIX):]: v for k, v in picopose_state.items() if k.startswith(BACKBONE_PREFIX)}
-        own = self.feature_extractor.state_dict()
-        missing, extra = sorted(set(own) - set(source)), sorted(set(source) - set(own))
-        wrong = sorted(k for k in set(own) & set(source) if own[k].shape != source[k].shape)
-        if missing or extra or wrong:
-            raise ValueError(f"PicoPose state does not fit the selector backbone (PicoPose config "
-                             f"{self.config.picopose!r}): {len(missing)} missing (e.g. {missing[:2]}), "
-                             f"{len(extra)} unexpected (e.g. {extra[:2]}), {len(wrong)} of another shape "
-                             f"(e.g. {wrong[:2]})")
-        self.feature_extractor.load_state_dict(source, strict=True)
-        return len(source)
+        into this backbone, strictly (networks/coop/picopose_backbone.py); the decoder and head keep their
+        initialisation. Returns the number of tensors copied."""
+        return copy_picopose_backbone(self.feature_extractor, picopose_state, self.config.picopose)
