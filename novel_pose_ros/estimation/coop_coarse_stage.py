@@ -18,9 +18,11 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from novel_pose_ros.estimation.config import EstimatorConfig
 from novel_pose_ros.estimation.correspondences import (
@@ -33,8 +35,9 @@ from novel_pose_ros.estimation.crops import QueryCrop
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, lap
 from novel_pose_ros.estimation.template_bank import TemplateBank, patch_grid_mask
 from novel_pose_ros.geometry.crop import invert_affine, transform_pixels
-from novel_pose_ros.networks.coop.coarse_config import NO_MATCH, NUM_PATCHES
-from novel_pose_ros.networks.picopose.config import IMAGE_SIZE, PATCH_GRID, PATCH_PX
+from novel_pose_ros.networks.coop.coarse_config import NUM_PATCHES
+from novel_pose_ros.networks.coop.coarse_net import matches, patch_centres_px, template_scores
+from novel_pose_ros.networks.picopose.config import IMAGE_SIZE, PATCH_GRID
 from novel_pose_ros.networks.picopose.preprocessing import to_network_input
 from novel_pose_ros.runtime import InferenceBackend, run_in_chunks
 from novel_pose_ros.types import PoseHypothesis
@@ -65,34 +68,13 @@ class PatchMatches:
     probability: np.ndarray
 
 
-def patch_centres_px() -> np.ndarray:
-    """(256, 2) integer-centred crop pixels (x, y) of the patch centres, row-major."""
-    centres = (np.arange(PATCH_GRID, dtype=np.float64) + 0.5) * PATCH_PX - 0.5
-    xs, ys = np.meshgrid(centres, centres)
-    return np.stack([xs.ravel(), ys.ravel()], axis=-1)
-
-
-def softmax_best(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """logits (..., 257) → (highest class probability, its class), both (...)."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    probabilities = np.exp(shifted)
-    probabilities /= probabilities.sum(axis=-1, keepdims=True)
-    label = probabilities.argmax(axis=-1)
-    return np.take_along_axis(probabilities, label[..., None], axis=-1)[..., 0], label
-
-
-def template_scores(best: np.ndarray, label: np.ndarray, query_patch_mask: np.ndarray) -> np.ndarray:
-    """Co-op's S_t per template: best, label (N, 256) → (N,), the sum of `best` over query patches whose
-    class is not "no match" and that lie on the query mask (256,) (all ones without a mask)."""
-    return ((label != NO_MATCH) * query_patch_mask[None] * best).sum(axis=1)
-
-
-def patch_matches(best: np.ndarray, label: np.ndarray, offsets: np.ndarray, query_patch_mask: np.ndarray) -> PatchMatches:
-    """Matches of one pair: best, label (256,), offsets (256, 2) patch units, query_patch_mask (256,)."""
-    keep = (label != NO_MATCH) & (query_patch_mask > 0)
-    centres = patch_centres_px()
-    template_xy = centres[label[keep]] + offsets[keep].astype(np.float64) * PATCH_PX
-    return PatchMatches(centres[keep], template_xy, best[keep])
+def patch_matches(logits: np.ndarray, offsets: np.ndarray, query_patch_mask: np.ndarray) -> PatchMatches:
+    """Matches of one pair (networks/coop/coarse_net.matches): logits (256, 257), offsets (256, 2) patch
+    units, query_patch_mask (256,) 0/1."""
+    index, template_xy, probability = matches(torch.from_numpy(logits), torch.from_numpy(offsets),
+                                              torch.from_numpy(query_patch_mask))
+    return PatchMatches(patch_centres_px()[index].numpy().astype(np.float64), template_xy.numpy().astype(np.float64),
+                        probability.numpy())
 
 
 def template_points(matches: PatchMatches, bank: TemplateBank, view: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,8 +96,8 @@ class CoopCoarseStage:
         self.config = config
         self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="coop-pnp")
 
-    def templates(self, bank: TemplateBank) -> CoarseTemplates:
-        """Onboarding: the encoder tokens of every template crop."""
+    def templates(self, bank: TemplateBank, folder: Path | None = None) -> CoarseTemplates:
+        """Onboarding: the encoder tokens of every template crop (computed, not cached: 42 encoder runs)."""
         tokens = run_in_chunks(self.backend, "encoder", {"image": to_network_input(bank.rgb)}, self.config.max_batch)[0]
         return CoarseTemplates(bank, tokens)
 
@@ -136,12 +118,11 @@ class CoopCoarseStage:
             logits, offsets = run_in_chunks(self.backend, "match", {
                 "query_tokens": np.repeat(query_tokens[slot:slot + 1], n, axis=0),
                 "template_tokens": templates.tokens}, cfg.max_batch)
-            best, label = softmax_best(logits)
             mask = (patch_grid_mask(crop.mask, PATCH_GRID).reshape(-1) if crop.mask is not None
                     else np.ones(NUM_PATCHES, np.float32))
-            scores = template_scores(best, label, mask)
+            scores = template_scores(torch.from_numpy(logits), torch.from_numpy(mask)).numpy()
             top = np.argsort(-scores, kind="stable")[: cfg.hypotheses]
-            scored.append([(int(v), float(scores[v]), patch_matches(best[v], label[v], offsets[v], mask)) for v in top])
+            scored.append([(int(v), float(scores[v]), patch_matches(logits[v], offsets[v], mask)) for v in top])
         tick = lap(timings, "match", tick)
         outcomes = list(self._pool.map(lambda item: self._solve(*item, K), zip(crops, scored, [
             objects[c.object_name].bank for c in crops])))
@@ -154,12 +135,12 @@ class CoopCoarseStage:
         to_image = invert_affine(crop.M_crop_img)
         zoom = float(np.sqrt(abs(np.linalg.det(to_image[:, :2]))))  # image px per crop px
         hypotheses, best = [], None
-        for view, score, matches in top:
-            points, valid = template_points(matches, bank, view)
+        for view, score, found in top:
+            points, valid = template_points(found, bank, view)
             if valid.sum() < 4:
                 continue
             result = pose_from_correspondences(
-                Correspondences(points[valid], transform_pixels(to_image, matches.query_xy[valid])), K,
+                Correspondences(points[valid], transform_pixels(to_image, found.query_xy[valid])), K,
                 RANSAC_THRESHOLD_CROP_PX * zoom, cfg.pnp_iterations)
             if result.success:
                 hypotheses.append(PoseHypothesis(result.T_cam_obj, score / NUM_PATCHES, f"coop:view{view}"))
@@ -167,8 +148,8 @@ class CoopCoarseStage:
                     best = (result.T_cam_obj, result.inlier_ratio)
         if best is not None:
             return DetectionOutcome(crop.detection_index, best[0], "coop_pnp", best[1], tuple(hypotheses))
-        view, score, matches = top[0]
-        T = affine_fallback_pose(similarity(matches), bank, view, crop.M_crop_img, K)
+        view, score, found = top[0]
+        T = affine_fallback_pose(similarity(found), bank, view, crop.M_crop_img, K)
         hypotheses.append(PoseHypothesis(T, 0.0, f"coop_similarity_fallback:view{view}"))
         return DetectionOutcome(crop.detection_index, T, "coop_similarity_fallback", 0.0, tuple(hypotheses))
 

@@ -24,7 +24,6 @@ from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTe
 from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
 from novel_pose_ros.estimation.selector_stage import SelectorStage
 from novel_pose_ros.estimation.template_bank import build_template_bank
-from novel_pose_ros.estimation.template_features import load_or_compute_features
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.paths import default_templates_dir
 from novel_pose_ros.render import Renderer, create_renderer
@@ -112,12 +111,7 @@ class Estimator:
         settings = TemplateSettings(level=self.config.template_level)
         report = ensure_templates(obj, templates_dir, settings, self.renderer, show_progress=self._show_progress)
         bank = build_template_bank(load_template_set(report.folder))
-        if isinstance(self._stages, CoopCoarseStage):
-            self._templates[obj.name] = self._stages.templates(bank)
-        else:
-            features = load_or_compute_features(bank, report.folder, self.backend, self.config.network,
-                                                self.config.max_batch)
-            self._templates[obj.name] = ObjectTemplates(bank, features)
+        self._templates[obj.name] = self._stages.templates(bank, report.folder)
         self.onboarding_s[obj.name] = time.perf_counter() - start
         LOGGER.info("onboarded '%s' (%d templates) in %.2f s", obj.name, len(bank), self.onboarding_s[obj.name])
 

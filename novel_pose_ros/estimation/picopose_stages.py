@@ -12,6 +12,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from novel_pose_ros.estimation.correspondences import (
 )
 from novel_pose_ros.estimation.crops import QueryCrop
 from novel_pose_ros.estimation.template_bank import TemplateBank, patch_grid_mask
-from novel_pose_ros.estimation.template_features import TemplateFeatures, unit_patches
+from novel_pose_ros.estimation.template_features import TemplateFeatures, load_or_compute_features, unit_patches
 from novel_pose_ros.networks.picopose.affine_regressor import AffinePrediction, affine_from_prediction
 from novel_pose_ros.networks.picopose.config import PATCH_GRID
 from novel_pose_ros.networks.picopose.flow_decoder import initial_flow
@@ -99,6 +100,11 @@ class PicoPoseStages:
         self.backend = backend
         self.config = config
         self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="pnp")
+
+    def templates(self, bank: TemplateBank, folder: Path) -> ObjectTemplates:
+        """Onboarding: the bank and its template features (cached in the template folder, per weights)."""
+        return ObjectTemplates(bank, load_or_compute_features(bank, folder, self.backend, self.config.network,
+                                                              self.config.max_batch))
 
     def run(
         self, crops: list[QueryCrop], objects: dict[str, ObjectTemplates], K: np.ndarray, timings: dict[str, float]

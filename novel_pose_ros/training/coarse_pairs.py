@@ -69,7 +69,7 @@ class CoarsePairSampler(PairSampler):
         else:
             view = int(rng.choice(nearest_views(T_q, cfg.template_level, cfg.nearest_templates)))
         template = self.views.view(geometry_only(base) if grey else shown, view)
-        tolerance = max(cfg.visibility_tolerance_m, cfg.visibility_tolerance_diameter * base.diameter_m)
+        tolerance = cfg.visibility_tolerance(base.diameter_m)
         truth = coarse_truth(image.depth_m, image.labels, index + 1, image.K, crop.M_crop_img, T_q, template.depth_m,
                              template.mask, template.K, template.M_crop_img, template.T_cam_obj, tolerance)
         if not far and not truth.matched.any():

@@ -13,7 +13,6 @@ Outputs in run.out_dir: config.yaml, train_log.jsonl, curves.png, checkpoints/.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,10 +27,17 @@ from novel_pose_ros.training.coarse_config import CoarseTrainConfig
 from novel_pose_ros.training.coarse_pairs import CoarseBatch, CoarsePairSampler, collate_coarse
 from novel_pose_ros.training.coop_run import CoopTrainingRun, manifest_pool
 from novel_pose_ros.training.distributed import Distributed
-from novel_pose_ros.training.logs import curve_panel
+from novel_pose_ros.training.logs import Panel
 
 LOGGER = logging.getLogger(__name__)
 LOSS_TERMS = ("ce", "offset_l1")
+CURVE_PANELS = (
+    Panel((("loss", (255, 255, 255)), ("ce", (60, 60, 255)), ("offset_l1", (80, 255, 120)), ("val_loss", (0, 255, 255)),
+           ("val_ce", (255, 120, 220))), "loss, cross-entropy, offset L1 (log10)", log_scale=True),
+    Panel((("val_match_accuracy", (80, 255, 120)), ("val_no_match_accuracy", (60, 60, 255))),
+          "validation accuracy (matched class, no match)", 220, validation_only=True),
+    Panel((("val_corr_error_px", (255, 200, 60)),), "validation median correspondence error (px)", 220,
+          validation_only=True))
 
 
 def build_coarse_sampler(config: CoarseTrainConfig, split: str) -> CoarsePairSampler:
@@ -130,23 +136,6 @@ def validate_coarse(model: CoarseTrainingModel, batches: list[CoarseBatch], conf
     return record
 
 
-def plot_coarse_curves(records: list[dict], path: Path, width: int = 1000) -> Path:
-    import cv2
-
-    train = [r for r in records if r.get("kind") == "train"]
-    val = [r for r in records if r.get("kind") == "validation"]
-    panels = [
-        curve_panel(train + val, (("loss", (255, 255, 255)), ("ce", (60, 60, 255)), ("offset_l1", (80, 255, 120)),
-                                  ("val_loss", (0, 255, 255)), ("val_ce", (255, 120, 220))),
-                    (width, 260), "loss, cross-entropy, offset L1 (log10)", True),
-        curve_panel(val, (("val_match_accuracy", (80, 255, 120)), ("val_no_match_accuracy", (60, 60, 255))),
-                    (width, 220), "validation accuracy (matched class, no match)", False),
-        curve_panel(val, (("val_corr_error_px", (255, 200, 60)),), (width, 220),
-                    "validation median correspondence error (px)", False)]
-    cv2.imwrite(str(path), np.vstack(panels))
-    return Path(path)
-
-
 class CoarseTrainer(CoopTrainingRun):
     """One coarse training run (training/coop_run.py on training/loop.py's loop)."""
 
@@ -154,6 +143,7 @@ class CoarseTrainer(CoopTrainingRun):
     progress_label = "train coarse"
     build_sampler = staticmethod(build_coarse_sampler)
     collate = staticmethod(collate_coarse)
+    curve_panels = CURVE_PANELS
 
     def build_network(self, from_weights: bool) -> CoopCoarseNet:
         """Encoder from the PicoPose weights (frozen with freeze_backbone), even when coarse weights are loaded
@@ -171,6 +161,3 @@ class CoarseTrainer(CoopTrainingRun):
 
     def validation_record(self, model: CoarseTrainingModel, batches: list[CoarseBatch], device) -> dict[str, float]:
         return validate_coarse(model, batches, self.config, device)
-
-    def plot_curves(self, records: list[dict], path: Path) -> Path:
-        return plot_coarse_curves(records, path)

@@ -82,6 +82,10 @@ class DataConfig:
                f"{o}: box_jitter and visibility tolerances must be ≥ 0 (absolute > 0)")
         self.synth_settings()  # validates the scene overrides
 
+    def visibility_tolerance(self, diameter_m: float) -> float:
+        """Depth agreement (metres) for GT visibility of an object of this diameter: the larger of the two."""
+        return max(self.visibility_tolerance_m, self.visibility_tolerance_diameter * float(diameter_m))
+
     def synth_settings(self):
         from novel_pose_ros.synth import SynthSettings
 

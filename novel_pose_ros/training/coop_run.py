@@ -5,8 +5,8 @@
                       collation, fixed validation batches built once and a validation record per check.
     manifest_pool     the object pool of one manifest split, as every trainer draws it.
 
-A subclass gives: build_sampler(config, split) and collate(items) (static), validation_count(),
-validation_record(model, batches, device) -> {val_*: float}, plot_curves(records, path), and the
+A subclass gives: build_sampler(config, split) and collate(items) (static), curve_panels (the panels of
+curves.png), validation_count(), validation_record(model, batches, device) -> {val_*: float}, and the
 TrainingRun hooks that differ (build_network, training_model, step_loss, progress).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from novel_pose_ros.training.batches import BatchStream
 from novel_pose_ros.training.config import DataConfig
 from novel_pose_ros.training.coop_checkpoint import load_coop_weights, save_coop_weights
 from novel_pose_ros.training.distributed import Distributed
-from novel_pose_ros.training.logs import JsonLog
+from novel_pose_ros.training.logs import JsonLog, Panel, write_curves
 from novel_pose_ros.training.loop import TrainingRun
 from novel_pose_ros.training.meshes import default_meshes_dir, load_manifest
 from novel_pose_ros.training.objects import ObjectPool
@@ -43,6 +43,7 @@ class CoopTrainingRun(TrainingRun):
 
     build_sampler: Callable = None
     collate: Callable = None
+    curve_panels: tuple[Panel, ...] = ()
 
     def __init__(self, config, resume: bool = False, make_sampler: Callable[[], object] | None = None,
                  make_val_sampler: Callable[[], object] | None = None, show_progress: bool = True) -> None:
@@ -62,7 +63,7 @@ class CoopTrainingRun(TrainingRun):
         return BatchStream(self.make_sampler, run.batch_size, run.seed, rank, start, run.steps, type(self).collate)
 
     def plot(self, records: list[dict]) -> None:
-        self.plot_curves(records, self.out_dir / "curves.png")
+        write_curves(records, self.out_dir / "curves.png", self.curve_panels)
 
     def validate(self, step: int, model: nn.Module, last_checkpoint: Path | None, dist: Distributed,
                  log: JsonLog) -> None:
@@ -86,5 +87,3 @@ class CoopTrainingRun(TrainingRun):
     def validation_record(self, model: nn.Module, batches: list, device) -> dict[str, float]:
         raise NotImplementedError
 
-    def plot_curves(self, records: list[dict], path: Path) -> Path:
-        raise NotImplementedError

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -123,4 +124,27 @@ def plot_curves(records: list[dict], path: str | Path, width: int = 1000) -> Pat
                                    ("ar_vsd", (255, 120, 220))), (width, 220), "validation AR (held-out objects)", False))
     path = Path(path)
     cv2.imwrite(str(path), np.vstack(panels))
+    return path
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of a curves PNG: keys ((record key, RGB colour), ...), title, height px, log10 scale,
+    drawn from the train and validation records or (validation_only) the validation ones."""
+
+    keys: tuple
+    title: str
+    height: int = 260
+    log_scale: bool = False
+    validation_only: bool = False
+
+
+def write_curves(records: list[dict], path: str | Path, panels: tuple[Panel, ...], width: int = 1000) -> Path:
+    """The panels stacked into one PNG at `path` (the Co-op trainers' curves.png)."""
+    val = [r for r in records if r.get("kind") == "validation"]
+    both = [r for r in records if r.get("kind") == "train"] + val
+    images = [curve_panel(val if p.validation_only else both, p.keys, (width, p.height), p.title, p.log_scale)
+              for p in panels]
+    path = Path(path)
+    cv2.imwrite(str(path), np.vstack(images))
     return path

@@ -218,7 +218,7 @@ class PairSampler:
         view = int(rng.choice(nearest_views(T_q, cfg.template_level, cfg.nearest_templates)))
         template = self.views.view(template_obj, view)
         affine = affine_truth(template, T_q, image.K, crop.M_crop_img)
-        tolerance = max(cfg.visibility_tolerance_m, cfg.visibility_tolerance_diameter * base.diameter_m)
+        tolerance = cfg.visibility_tolerance(base.diameter_m)
         flows = all_flow_truths(template, T_q, image.K, crop.M_crop_img, image.depth_m, image.labels, index + 1, tolerance)
         if not flows[FLOW_SIZES[-1]].valid.any():
             return None

@@ -14,7 +14,6 @@ Outputs in run.out_dir: config.yaml, train_log.jsonl, curves.png, checkpoints/.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,13 +23,22 @@ from novel_pose_ros.estimation.refiner_stage import refiner_pose_solve
 from novel_pose_ros.networks.coop.refiner_net import CoopRefinerNet, load_picopose_weights
 from novel_pose_ros.training.coop_run import CoopTrainingRun, manifest_pool
 from novel_pose_ros.training.distributed import Distributed
-from novel_pose_ros.training.logs import curve_panel
+from novel_pose_ros.training.logs import Panel
 from novel_pose_ros.training.refiner_config import RefinerTrainConfig
 from novel_pose_ros.training.refiner_losses import REFINER_LOSS_TERMS, refiner_loss
 from novel_pose_ros.training.refiner_pairs import RefinerBatch, RefinerPairSampler, collate_refiner
 
 LOGGER = logging.getLogger(__name__)
 LOSS_TERMS = tuple(k for k in REFINER_LOSS_TERMS if k != "total")  # laplace_nll, certainty_bce, pose_*, pose
+# the Laplace NLL may be negative: its panel is linear
+CURVE_PANELS = (
+    Panel((("loss", (255, 255, 255)), ("laplace_nll", (60, 60, 255)), ("val_loss", (0, 255, 255)),
+           ("val_laplace_nll", (255, 120, 220))), "loss, Laplace NLL"),
+    Panel((("certainty_bce", (200, 200, 120)), ("pose", (80, 255, 120)), ("val_pose", (255, 200, 60))),
+          "certainty BCE, pose (log10)", log_scale=True),
+    Panel((("val_rot_err_deg_before", (120, 120, 120)), ("val_rot_err_deg_after", (80, 255, 120)),
+           ("val_trans_err_mm_before", (200, 200, 200)), ("val_trans_err_mm_after", (60, 60, 255))),
+          "validation median errors (deg, mm)", 220, validation_only=True))
 ERROR_KEYS = ("rot_err_deg_before", "rot_err_deg_after", "trans_err_mm_before", "trans_err_mm_after")
 
 
@@ -121,24 +129,6 @@ def validate_refiner(model: RefinerTrainingModel, batches: list[RefinerBatch], c
     return {**{k: v / count for k, v in sums.items()}, **{f"val_{k}": float(np.nanmedian(v)) for k, v in errors.items()}}
 
 
-def plot_refiner_curves(records: list[dict], path: Path, width: int = 1000) -> Path:
-    """Loss terms (log scale; the Laplace NLL may be negative: linear panel) and validation pose errors."""
-    import cv2
-
-    train = [r for r in records if r.get("kind") == "train"]
-    val = [r for r in records if r.get("kind") == "validation"]
-    panels = [
-        curve_panel(train + val, (("loss", (255, 255, 255)), ("laplace_nll", (60, 60, 255)), ("val_loss", (0, 255, 255)),
-                             ("val_laplace_nll", (255, 120, 220))), (width, 260), "loss, Laplace NLL", False),
-        curve_panel(train + val, (("certainty_bce", (200, 200, 120)), ("pose", (80, 255, 120)),
-                             ("val_pose", (255, 200, 60))), (width, 260), "certainty BCE, pose (log10)", True),
-        curve_panel(val, (("val_rot_err_deg_before", (120, 120, 120)), ("val_rot_err_deg_after", (80, 255, 120)),
-                     ("val_trans_err_mm_before", (200, 200, 200)), ("val_trans_err_mm_after", (60, 60, 255))),
-               (width, 220), "validation median errors (deg, mm)", False)]
-    cv2.imwrite(str(path), np.vstack(panels))
-    return Path(path)
-
-
 class RefinerTrainer(CoopTrainingRun):
     """One refiner training run (training/coop_run.py on training/loop.py's loop)."""
 
@@ -146,6 +136,7 @@ class RefinerTrainer(CoopTrainingRun):
     progress_label = "train refiner"
     build_sampler = staticmethod(build_refiner_sampler)
     collate = staticmethod(collate_refiner)
+    curve_panels = CURVE_PANELS
 
     def build_network(self, from_weights: bool) -> CoopRefinerNet:
         """From the PicoPose weights, unless refiner weights (resume, init_weights) are loaded next."""
@@ -162,6 +153,3 @@ class RefinerTrainer(CoopTrainingRun):
 
     def validation_record(self, model: RefinerTrainingModel, batches: list[RefinerBatch], device) -> dict[str, float]:
         return validate_refiner(model, batches, self.config, device)
-
-    def plot_curves(self, records: list[dict], path: Path) -> Path:
-        return plot_refiner_curves(records, path)

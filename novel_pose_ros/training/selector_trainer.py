@@ -21,9 +21,7 @@ objects. Outputs in run.out_dir: config.yaml, train_log.jsonl, curves.png, check
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,12 +30,16 @@ from novel_pose_ros.networks.coop.picopose_backbone import freeze, keep_frozen_e
 from novel_pose_ros.networks.coop.selector_net import CoopSelectorNet
 from novel_pose_ros.training.coop_run import CoopTrainingRun, manifest_pool
 from novel_pose_ros.training.distributed import Distributed
-from novel_pose_ros.training.logs import curve_panel
+from novel_pose_ros.training.logs import Panel
 from novel_pose_ros.training.selector_config import SelectorTrainConfig
 from novel_pose_ros.training.selector_pairs import SelectorBatch, SelectorPairSampler, collate_selector
 
 LOGGER = logging.getLogger(__name__)
 LOSS_TERMS = ("bce", "accuracy", "top1")
+CURVE_PANELS = (
+    Panel((("bce", (255, 255, 255)), ("val_bce", (0, 255, 255))), "BCE (log10)", log_scale=True),
+    Panel((("accuracy", (200, 200, 120)), ("top1", (80, 255, 120)), ("val_accuracy", (255, 200, 60)),
+           ("val_top1", (60, 60, 255))), "pair accuracy, group top-1 (positive scored highest)"))
 
 
 def build_selector_sampler(config: SelectorTrainConfig, split: str) -> SelectorPairSampler:
@@ -122,22 +124,6 @@ def validate_selector(model: SelectorTrainingModel, batches: list[SelectorBatch]
     return {"val_loss": bce / pairs, "val_bce": bce / pairs, "val_accuracy": accuracy / pairs, "val_top1": top1 / groups}
 
 
-def plot_selector_curves(records: list[dict], path: Path, width: int = 1000) -> Path:
-    """BCE (log scale), and accuracy / top-1 (linear), training and validation."""
-    import cv2
-
-    train = [r for r in records if r.get("kind") == "train"]
-    val = [r for r in records if r.get("kind") == "validation"]
-    panels = [
-        curve_panel(train + val, (("bce", (255, 255, 255)), ("val_bce", (0, 255, 255))), (width, 260),
-                    "BCE (log10)", True),
-        curve_panel(train + val, (("accuracy", (200, 200, 120)), ("top1", (80, 255, 120)),
-                                  ("val_accuracy", (255, 200, 60)), ("val_top1", (60, 60, 255))),
-                    (width, 260), "pair accuracy, group top-1 (positive scored highest)", False)]
-    cv2.imwrite(str(path), np.vstack(panels))
-    return Path(path)
-
-
 class SelectorTrainer(CoopTrainingRun):
     """One selector training run (training/coop_run.py on training/loop.py's loop)."""
 
@@ -145,6 +131,7 @@ class SelectorTrainer(CoopTrainingRun):
     progress_label = "train selector"
     build_sampler = staticmethod(build_selector_sampler)
     collate = staticmethod(collate_selector)
+    curve_panels = CURVE_PANELS
 
     def build_network(self, from_weights: bool) -> CoopSelectorNet:
         """From the PicoPose weights, unless selector weights (resume, init_weights) are loaded next;
@@ -170,6 +157,3 @@ class SelectorTrainer(CoopTrainingRun):
 
     def validation_record(self, model: SelectorTrainingModel, batches: list[SelectorBatch], device) -> dict[str, float]:
         return validate_selector(model, batches, device)
-
-    def plot_curves(self, records: list[dict], path: Path) -> Path:
-        return plot_selector_curves(records, path)

@@ -2,6 +2,7 @@
 the pose, and the stage runs end to end on a real ONNX Runtime session (tiny random network: plumbing)."""
 import numpy as np
 import pytest
+import torch
 
 from helpers import BUNDLED_OBJECTS
 from novel_pose_ros.estimation import EstimatorConfig
@@ -10,14 +11,13 @@ from novel_pose_ros.estimation.coop_coarse_stage import (
     PatchMatches,
     patch_matches,
     similarity,
-    softmax_best,
-    template_scores,
 )
 from novel_pose_ros.estimation.crops import make_query_crop
 from novel_pose_ros.estimation.template_bank import build_template_bank, patch_grid_mask
 from novel_pose_ros.geometry.crop import box_from_mask, warp_crop
 from novel_pose_ros.geometry.se3 import make_T, rotation_angle_rad, rotation_from_axis_angle
 from novel_pose_ros.networks.coop.coarse_config import NO_MATCH
+from novel_pose_ros.networks.coop.coarse_net import template_scores
 from novel_pose_ros.networks.coop.coarse_truth import coarse_truth
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.render import SHADED
@@ -58,12 +58,11 @@ def test_scores_count_confident_matched_patches_on_the_mask():
     logits = np.full((2, 256, 257), -20.0)
     logits[0, :, NO_MATCH] = 20.0  # template 0: nothing matches
     logits[1, :, 5] = 20.0  # template 1: everything matches patch 5
-    best, label = softmax_best(logits)
-    assert np.allclose(best, 1.0) and (label[0] == NO_MATCH).all() and (label[1] == 5).all()
-    mask = np.zeros(256)
+    np.testing.assert_allclose(template_scores(torch.from_numpy(logits)), [0.0, 256.0])  # probabilities ≈ 1
+    mask = np.zeros(256, np.float32)
     mask[:100] = 1
-    np.testing.assert_allclose(template_scores(best, label, mask), [0.0, 100.0])
-    matches = patch_matches(best[1], label[1], np.full((256, 2), 0.25), mask)
+    np.testing.assert_allclose(template_scores(torch.from_numpy(logits), torch.from_numpy(mask)), [0.0, 100.0])
+    matches = patch_matches(logits[1], np.full((256, 2), 0.25), mask)
     assert len(matches.query_xy) == 100
     np.testing.assert_allclose(matches.template_xy, np.tile([5 * 14 + 6.5 + 3.5, 6.5 + 3.5], (100, 1)))
 
@@ -88,10 +87,9 @@ def test_exact_patch_matches_recover_the_pose_through_crop_lift_and_epnp(templat
     assert truth.matched.sum() > 40
     logits = np.full((256, 257), -20.0)
     logits[np.arange(256), truth.target_class] = 20.0  # the network's ideal answer
-    best, label = softmax_best(logits)
     mask = patch_grid_mask(crop.mask, 16).reshape(-1)
     stage = CoopCoarseStage(backend=None, config=EstimatorConfig())
-    outcome = stage._solve(crop, [(VIEW, 99.0, patch_matches(best, label, truth.target_offset, mask))], bank, K)
+    outcome = stage._solve(crop, [(VIEW, 99.0, patch_matches(logits, truth.target_offset, mask))], bank, K)
     assert outcome.source == "coop_pnp" and outcome.hypotheses[0].source == f"coop:view{VIEW}"
     # the template's 3D points sit on its 64×64 grid (3.5-px cells): a few millimetres, a degree or two
     assert np.linalg.norm(outcome.T_cam_obj[:3, 3] - T_q[:3, 3]) < 0.006
@@ -103,9 +101,8 @@ def test_without_usable_matches_the_similarity_fallback_still_gives_a_pose(templ
     frame, crop, render, T_q = query
     logits = np.full((256, 257), -20.0)
     logits[:, NO_MATCH] = 20.0
-    best, label = softmax_best(logits)
     outcome = CoopCoarseStage(None, EstimatorConfig())._solve(
-        crop, [(VIEW, 0.0, patch_matches(best, label, np.zeros((256, 2)), np.ones(256)))], bank, K)
+        crop, [(VIEW, 0.0, patch_matches(logits, np.zeros((256, 2)), np.ones(256)))], bank, K)
     assert outcome.source == "coop_similarity_fallback"
     # the identity similarity: the template's distance scaled by the crops' zoom, the object on the crop's centre ray
     assert abs(outcome.T_cam_obj[2, 3] - T_q[2, 3]) < 0.1 and np.degrees(

@@ -19,7 +19,8 @@ from novel_pose_ros.networks.coop.coarse_config import (
 )
 from novel_pose_ros.networks.coop.coarse_loss import coarse_loss
 from novel_pose_ros.networks.coop.coarse_net import CoopCoarseNet, matches, patch_centres_px, template_scores
-from novel_pose_ros.networks.coop.coarse_truth import coarse_truth, default_tolerance_m
+from novel_pose_ros.networks.coop.coarse_truth import coarse_truth
+from novel_pose_ros.training.config import DataConfig
 
 K = np.array([[600.0, 0.0, 320.0], [0.0, 600.0, 240.0], [0.0, 0.0, 1.0]])
 W, H = 640, 480
@@ -116,7 +117,7 @@ def _template(depth, labels, box):
 
 def _truth(depth, labels, T, M_q, template_depth, template_mask, M_t, T_t=None):
     return coarse_truth(depth, labels, 1, K, M_q, T, template_depth, template_mask, K, M_t,
-                        T if T_t is None else T_t, default_tolerance_m(0.18))
+                        T if T_t is None else T_t, DataConfig().visibility_tolerance(0.18))
 
 
 def test_truth_same_view_is_the_identity():
@@ -192,7 +193,7 @@ def test_truth_through_pnp_recovers_the_query_pose(gl_renderer, tmp_path):
                           0, "box", 224, 1).M_crop_img
     M_t = crop_transform(square_box_around(box_from_mask(template.mask), W, H), 224)
     truth = coarse_truth(query.depth_m, query.labels, 1, K, M_q, T_q, warp_crop(template.depth_m, M_t, 224, nearest=True),
-                         warp_crop(template.mask, M_t, 224, nearest=True), K, M_t, T_t, default_tolerance_m(0.15))
+                         warp_crop(template.mask, M_t, 224, nearest=True), K, M_t, T_t, DataConfig().visibility_tolerance(0.15))
     assert truth.matched.sum() > 60 and truth.matched.sum() < truth.query_on_object.sum()  # a few hidden in the template
     keep = truth.matched
     rows, cols = np.divmod(truth.target_class[keep], 16)

@@ -165,12 +165,16 @@ def build_coarse_network(config: CoopCoarseConfig, imagenet_backbone: bool = Fal
     return net.to(device) if device is not None else net
 
 
-def template_scores(logits: torch.Tensor) -> torch.Tensor:
+def template_scores(logits: torch.Tensor, query_patch_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Co-op's template score S_t: logits [B, 256, 257] → [B], the sum over query patches whose argmax
-    class is not "no match" of their max class probability (softmax over the 257 classes)."""
+    class is not "no match" of their max class probability (softmax over the 257 classes); with
+    query_patch_mask [256] (0/1: the patch lies on the detection mask) only the patches on the mask count."""
     check_tensor("logits", logits, (None, NUM_PATCHES, NUM_CLASSES))
     best, label = torch.softmax(logits, dim=-1).max(dim=-1)
-    return torch.where(label != NO_MATCH, best, torch.zeros_like(best)).sum(dim=-1)
+    counted = label != NO_MATCH
+    if query_patch_mask is not None:
+        counted = counted & (query_patch_mask > 0)
+    return torch.where(counted, best, torch.zeros_like(best)).sum(dim=-1)
 
 
 def patch_centres_px(device: torch.device | str | None = None) -> torch.Tensor:
@@ -180,16 +184,21 @@ def patch_centres_px(device: torch.device | str | None = None) -> torch.Tensor:
     return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)
 
 
-def matches(logits: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def matches(logits: torch.Tensor, offsets: torch.Tensor, query_patch_mask: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Matched query patches of ONE (query, template) pair (index a batch first: logits[b], offsets[b]).
 
     logits [256, 257], offsets [256, 2] → query_patch_index [M] int64 (patches whose argmax is not
-    "no match"; their query crop pixel is patch_centres_px()[index]), template_xy_px [M, 2] float32
-    (template patch centre + 14·U, integer-centred template-crop pixels), probability [M] (max class
-    probability). The template 3D point is read from the template depth at template_xy_px."""
+    "no match", and on query_patch_mask [256] when given; their query crop pixel is
+    patch_centres_px()[index]), template_xy_px [M, 2] float32 (template patch centre + 14·U,
+    integer-centred template-crop pixels), probability [M] (max class probability). The template 3D
+    point is read from the template depth at template_xy_px."""
     check_tensor("logits", logits, (NUM_PATCHES, NUM_CLASSES))
     check_tensor("offsets", offsets, (NUM_PATCHES, 2))
     best, label = torch.softmax(logits, dim=-1).max(dim=-1)
-    index = torch.nonzero(label != NO_MATCH).reshape(-1)
+    kept = label != NO_MATCH
+    if query_patch_mask is not None:
+        kept = kept & (query_patch_mask > 0)
+    index = torch.nonzero(kept).reshape(-1)
     template_xy = patch_centres_px(logits.device)[label[index]] + offsets[index].to(torch.float32) * PATCH_PX
     return index, template_xy, best[index]

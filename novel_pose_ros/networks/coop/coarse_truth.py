@@ -22,8 +22,8 @@ The network's correspondence for class k and offset U is then template crop pixe
 Inputs come straight from training/pairs.py: the scene's rendered depth and instance labels at full
 image resolution, K_q, the query crop's M_crop_img, T_cam_obj; for the template the depth cropped like
 its RGB (geometry.crop.warp_crop(view.depth_m, M_t, 224, nearest=True)), its crop mask, K, M_crop_img
-and T_cam_obj. Tolerance: default_tolerance_m(diameter) = max(3 mm, 1 % of the diameter), DataConfig's
-visibility rule.
+and T_cam_obj. Tolerance: DataConfig.visibility_tolerance(diameter) (default max(3 mm, 1 % of the
+diameter)), the visibility rule of every training ground truth.
 """
 from __future__ import annotations
 
@@ -58,11 +58,6 @@ class CoarseTruth:
     @property
     def matched(self) -> np.ndarray:
         return self.target_class != NO_MATCH
-
-
-def default_tolerance_m(diameter_m: float, minimum_m: float = 0.003, fraction: float = 0.01) -> float:
-    """Depth agreement for self-occlusion tests: max(minimum_m, fraction × diameter)."""
-    return max(float(minimum_m), float(fraction) * float(diameter_m))
 
 
 def _nearest_pixels(uv: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
