@@ -63,6 +63,10 @@ $(VENV_STAMP): $(VENV_INPUTS)
 	  echo "[venv] creating $(VENV) with $$($(PYTHON) -c 'import sys; print(sys.executable, sys.version.split()[0])')"; \
 	  $(PYTHON) -m venv $(VENV); \
 	fi; \
+	if $(PIP) show -q onnxruntime-gpu >/dev/null 2>&1; then \
+	  echo "[venv] removing onnxruntime-gpu (from make venv-gpu): the CPU onnxruntime of requirements.txt replaces it"; \
+	  $(PIP) uninstall -q -y onnxruntime-gpu onnxruntime; \
+	fi; \
 	echo "[venv] installing $(TORCH) (CPU wheel from pip's find-links) first"; \
 	$(PIP) install -q -c constraints.txt "$(TORCH)"; \
 	echo "[venv] installing requirements.txt (pinned, -c constraints.txt)"; \
@@ -87,14 +91,16 @@ $(INTERFACES_STAMP): $(VENV_STAMP) $(INTERFACE_INPUTS)
 	touch $@
 
 # GPU extras (not part of `make venv`): the CUDA build of the same torch from PyPI (CUDA 13), then
-# requirements-gpu.txt, both under constraints.txt minus its torch pin.
+# requirements-gpu.txt (TensorRT, onnxruntime-gpu), both under constraints.txt minus its torch pin.
+# onnxruntime and onnxruntime-gpu install the same `onnxruntime` module: the CPU one goes first.
 venv-gpu: venv
 	@grep -v -E '^torch==' constraints.txt > $(VENV)/constraints-gpu.txt
 	@echo "[venv-gpu] replacing the CPU torch with $(TORCH_CUDA) (CUDA build, PyPI)"
 	$(PIP) install -q --force-reinstall "$(TORCH_CUDA)" -c $(VENV)/constraints-gpu.txt
-	@echo "[venv-gpu] installing requirements-gpu.txt"
+	@echo "[venv-gpu] replacing onnxruntime with onnxruntime-gpu, installing requirements-gpu.txt"
+	$(PIP) uninstall -q -y onnxruntime
 	$(PIP) install -q -r requirements-gpu.txt -c $(VENV)/constraints-gpu.txt
-	@$(PY) -c 'import torch, tensorrt; print("[venv-gpu] torch", torch.__version__, "CUDA", torch.version.cuda, "GPU visible:", torch.cuda.is_available(), "TensorRT", tensorrt.__version__)'
+	@$(PY) -c 'import torch, tensorrt, onnxruntime as ort; print("[venv-gpu] torch", torch.__version__, "CUDA", torch.version.cuda, "GPU visible:", torch.cuda.is_available(), "| TensorRT", tensorrt.__version__, "| onnxruntime", ort.__version__, ort.get_available_providers())'
 
 test: venv
 	@echo "[test] ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) ROS_AUTOMATIC_DISCOVERY_RANGE=$(ROS_AUTOMATIC_DISCOVERY_RANGE)"

@@ -311,15 +311,16 @@ def _gpu_counter(backend):
 
 
 def environment(estimator: Estimator, renderer: Renderer) -> dict[str, Any]:
-    """What the numbers depend on: back end, device, precision, network, weights, renderer, CPU, versions."""
+    """What the numbers depend on: back end, device, precision, batch, pipeline, network, weights, renderer, CPU,
+    versions."""
     backend, config = estimator.backend, estimator.config
     gpu_memory = (f"torch.cuda.max_memory_allocated (I/O buffers) + {backend.device_memory_mib:.0f} MiB of TensorRT "
                   "activation memory, not in gpu_peak_mib" if backend.name == "tensorrt" else
                   "torch.cuda.max_memory_allocated" if _gpu_counter(backend) is not None else
                   "not measured: ONNX Runtime's CUDA arena is invisible to torch" if backend.device == "cuda" else "none (CPU)")
     return {
-        "backend": backend.name, "device": backend.device, "precision": backend.precision,
-        "network": getattr(backend, "config_name", config.network), "weights_id": backend.weights_id,
+        "backend": backend.name, "device": backend.device, "precision": backend.precision, "max_batch": config.max_batch,
+        "pipeline": config.pipeline, "network": getattr(backend, "config_name", config.network), "weights_id": backend.weights_id,
         "untrained": str(backend.weights_id).startswith("untrained"), "hypotheses": config.hypotheses,
         "template_level": config.template_level, "templates_per_object": estimator.template_counts,
         "renderer": renderer.name, "gl_renderer": getattr(renderer, "gl_renderer", None),

@@ -21,7 +21,7 @@ from novel_pose_ros.networks.picopose.config import CONFIGS
 from novel_pose_ros.objects import ObjectLibrary, load_object
 from novel_pose_ros.paths import default_objects_file
 from novel_pose_ros.render import create_renderer
-from novel_pose_ros.runtime import BACKENDS
+from novel_pose_ros.runtime import BACKENDS, PRECISIONS
 from novel_pose_ros.templates import TemplateSettings, ensure_templates
 
 ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "encoder", "match", "pnp", "refine", "select",
@@ -42,6 +42,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="PicoPose checkpoint (default: the shipped weights of --network; untrained if none shipped)")
     group.add_argument("--backend", default="auto", choices=BACKENDS)
     group.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    group.add_argument("--precision", default=EstimatorConfig.precision, choices=PRECISIONS,
+                       help="TensorRT engine precision (the other back ends run fp32)")
+    group.add_argument("--max-batch", type=int, default=EstimatorConfig.max_batch,
+                       help="largest network batch (TensorRT: the optimisation profile's maximum)")
     group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
     pipeline_arguments(group)
     group.add_argument("--templates", type=Path, default=None,
@@ -118,7 +122,7 @@ def run_estimator_bench(args: argparse.Namespace) -> int:
 
     settings = BenchSettings(tuple(args.objects_per_frame), args.frames, args.warmup, args.seed)  # checks before loading
     config = EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
-                             hypotheses=args.hypotheses, templates_dir=args.templates, **pipeline_values(args))
+                             precision=args.precision, max_batch=args.max_batch, hypotheses=args.hypotheses, templates_dir=args.templates, **pipeline_values(args))
     library = ObjectLibrary.from_yaml(args.objects or default_objects_file())
     bench = run_estimator_benchmark(library, config, settings)
     columns = [s for s in ESTIMATOR_COLUMNS if s in bench.results[0].latency_s]
@@ -131,7 +135,8 @@ def run_estimator_bench(args: argparse.Namespace) -> int:
     env = bench.environment
     print(f"median/p90 over {settings.frames} frames per load after {settings.warmup} warm-up; "
           f"stage 3 includes the DPT head on the query; total = wall time of Estimator.run")
-    print(f"{env['backend']} on {env['device']} ({env['precision']}), network {env['network']}, weights {env['weights_id']}"
+    print(f"pipeline {env['pipeline']}: {env['backend']} on {env['device']} ({env['precision']}, max batch {env['max_batch']}), "
+          f"network {env['network']}, weights {env['weights_id']}"
           f"{' (UNTRAINED)' if env['untrained'] else ''}; renderer {env['renderer']}; "
           f"CPU {env['cpu_model']} ({env['cpu_usable']} of {env['cpu_count']} cores usable)")
     print(f"backend set-up {bench.backend_setup_s:.2f} s; onboarding ({bench.onboarding_cache}): "

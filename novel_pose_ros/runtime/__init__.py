@@ -18,7 +18,7 @@ from novel_pose_ros.runtime.engine_cache import PRECISIONS
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["BACKENDS", "GRAPHS", "InferenceBackend", "choose_backend", "create_backend", "machine_capabilities",
+__all__ = ["BACKENDS", "GRAPHS", "PRECISIONS", "InferenceBackend", "choose_backend", "create_backend", "machine_capabilities",
            "run_in_chunks", "sidecar_backend"]
 
 
@@ -111,7 +111,8 @@ def create_backend(
 def sidecar_backend(sidecar: Path, requested: str, chosen: str, device: str, precision: str = "fp16",
                     max_batch: int = 32, engine_cache: str | Path | None = None) -> InferenceBackend:
     """The `chosen` (choose_backend) ONNX-based back end for the graphs of an export sidecar (PicoPose or
-    Co-op). When TensorRT fails and `requested` was 'auto', a warning says why and ONNX Runtime runs."""
+    Co-op). Under `requested` 'auto', a failing TensorRT falls back to ONNX Runtime (CUDA provider when
+    listed) and a failing CUDA provider to the CPU, each with a warning that says why."""
     from novel_pose_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     if chosen == "tensorrt":
@@ -125,4 +126,10 @@ def sidecar_backend(sidecar: Path, requested: str, chosen: str, device: str, pre
             _, _, providers = machine_capabilities()
             device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
             LOGGER.warning("TensorRT failed (%s): falling back to ONNX Runtime on %s", exc, device)
+    if device == "cuda" and requested == "auto":
+        try:
+            return OnnxRuntimeBackend(sidecar, device)
+        except RuntimeError as exc:  # the CUDA provider is listed but its libraries did not load
+            LOGGER.warning("ONNX Runtime could not run on the GPU (%s): falling back to the CPU", exc)
+            device = "cpu"
     return OnnxRuntimeBackend(sidecar, device)

@@ -100,7 +100,7 @@ class RefinerPairSampler(PairSampler):
             T_cur = perturb_pose(T_gt, rng, self.noise)
             try:
                 truth = refiner_truth(image, index, T_gt, T_cur, self.renderer, geometry_only(base) if grey else shown,
-                                      self.window_margin, cfg.visibility_tolerance_m, cfg.visibility_tolerance_diameter)
+                                      self.window_margin, cfg.visibility_tolerance(base.diameter_m))
                 break
             except ValueError:  # the noisy pose put the object behind the camera
                 continue

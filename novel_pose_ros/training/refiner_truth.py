@@ -13,7 +13,7 @@ T_gt through K_crop → target crop pixel → target cell (`crop_pixels_to_cells
 (w, h), the decoder's convention (target = (w, h) + flow). A cell is visible when its render point
 exists, lies in front of the camera at T_gt, its target cell is inside the grid ([0, 64)²), and the
 query crop pixel nearest to the target shows this instance with a scene depth within the tolerance
-(max(tolerance_m, tolerance_diameter × diameter)) of the point's depth at T_gt. flow_gt is 0 where
+(`DataConfig.visibility_tolerance` of the object's diameter) of the point's depth at T_gt. flow_gt is 0 where
 not visible. With T_cur == T_gt the flow is `identity_flow()` on every visible cell.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ from novel_pose_ros.geometry.crop import SquareBox, warp_crop
 from novel_pose_ros.geometry.se3 import check_shape, transform_points
 from novel_pose_ros.networks.coop.refiner_net import REFINER_CROP, REFINER_GRID
 from novel_pose_ros.render import Renderer
+from novel_pose_ros.training.config import DataConfig
 from novel_pose_ros.types import ObjectModel
 
 
@@ -72,12 +73,13 @@ class RefinerTruth:
 
 
 def refiner_truth(image, index: int, T_gt: np.ndarray, T_cur: np.ndarray, renderer: Renderer,
-                  render_obj: ObjectModel | None = None, margin: float = 0.2, tolerance_m: float = 0.003,
-                  tolerance_diameter: float = 0.01) -> RefinerTruth:
+                  render_obj: ObjectModel | None = None, margin: float = 0.2,
+                  tolerance_m: float | None = None) -> RefinerTruth:
     """The refiner GT of instance `index` of `image` (a SceneImage) at the noisy pose T_cur.
 
     render_obj: what is rendered (default: the instance as it was drawn in the scene; e.g. its grey
-    geometry-only version to mimic a mesh without colours). Raises ValueError when T_cur puts the
+    geometry-only version to mimic a mesh without colours). tolerance_m: depth agreement for visibility
+    (None: the default DataConfig's for this object's diameter). Raises ValueError when T_cur puts the
     object behind the camera (`refiner_window`)."""
     shown, base, _ = image.instances[index]
     T_gt = check_shape("T_gt", np.asarray(T_gt, dtype=np.float64), (4, 4))
@@ -102,7 +104,7 @@ def refiner_truth(image, index: int, T_gt: np.ndarray, T_cur: np.ndarray, render
     nearest = np.clip(np.rint(target_px).astype(np.int64), 0, REFINER_CROP - 1)
     seen_depth = query_depth[nearest[:, 1], nearest[:, 0]].astype(np.float64)
     seen_label = query_labels[nearest[:, 1], nearest[:, 0]]
-    tolerance = max(tolerance_m, tolerance_diameter * base.diameter_m)
+    tolerance = DataConfig().visibility_tolerance(base.diameter_m) if tolerance_m is None else tolerance_m
     visible = inside & (seen_label == index + 1) & (np.abs(seen_depth - z) <= tolerance)
 
     grid = np.stack(np.meshgrid(np.arange(REFINER_GRID), np.arange(REFINER_GRID)), axis=-1).reshape(-1, 2)

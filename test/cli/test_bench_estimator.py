@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from helpers import MESHES
+from helpers import toy_block_objects_yaml
 from novel_pose_ros.benchmarks.estimator_bench import REPORTED, STAGE_SOURCES
 from novel_pose_ros.cli import build_parser, main
 
 ENVIRONMENT_FIELDS = {
-    "backend": str, "device": str, "precision": str, "network": str, "weights_id": str, "renderer": str,
+    "backend": str, "device": str, "precision": str, "max_batch": int, "pipeline": str, "network": str, "weights_id": str, "renderer": str,
     "cpu_model": str, "cpu_count": int, "versions": dict,
 }
 RESULT_FIELDS = {
@@ -26,11 +26,11 @@ def bench_run(tmp_path_factory):
     K = 2 show the same object twice, as separate instances.
     """
     folder = tmp_path_factory.mktemp("bench")
-    objects = folder / "objects.yaml"
-    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES / 'toy_block.ply'}, units: m}}\n")
+    objects = toy_block_objects_yaml(folder)
     out = folder / "out.json"
     code = main(["bench", "--objects-per-frame", "1", "2", "--frames", "1", "--warmup", "1", "--objects", str(objects),
-                 "--network", "small", "--backend", "onnxruntime", "--json", str(out)])
+                 "--network", "small", "--backend", "onnxruntime", "--precision", "fp32", "--max-batch", "4",
+                 "--json", str(out)])
     return code, json.loads(out.read_text()) if out.is_file() else None
 
 
@@ -47,6 +47,7 @@ def test_the_report_has_every_field_for_each_load(bench_run):
     for name, kind in ENVIRONMENT_FIELDS.items():
         assert isinstance(env[name], kind), name
     assert (env["backend"], env["device"], env["precision"], env["network"]) == ("onnxruntime", "cpu", "fp32", "small")
+    assert (env["pipeline"], env["max_batch"]) == ("picopose", 4)
     assert env["weights_id"].startswith("untrained-small")
     assert env["gl_renderer"] is None or isinstance(env["gl_renderer"], str)
     assert env["versions"]["onnxruntime"] and env["versions"]["torch"]
@@ -82,8 +83,7 @@ def test_a_bad_argument_is_refused_with_a_message(capsys):
 
 
 def test_the_refine_pipeline_gets_its_own_column(tmp_path, capsys):
-    objects = tmp_path / "objects.yaml"
-    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES / 'toy_block.ply'}, units: m}}\n")
+    objects = toy_block_objects_yaml(tmp_path)
     out = tmp_path / "out.json"
     code = main(["bench", "--objects-per-frame", "1", "--frames", "1", "--warmup", "1", "--objects", str(objects),
                  "--network", "small", "--backend", "onnxruntime", "--pipeline", "picopose+refine", "--json", str(out)])
@@ -95,8 +95,7 @@ def test_the_refine_pipeline_gets_its_own_column(tmp_path, capsys):
 
 def test_the_coop_pipeline_with_selection_reports_its_own_stages(tmp_path, capsys, tiny_coarse_checkpoint,
                                                                   tiny_selector_checkpoint):
-    objects = tmp_path / "objects.yaml"
-    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES / 'toy_block.ply'}, units: m}}\n")
+    objects = toy_block_objects_yaml(tmp_path)
     out = tmp_path / "out.json"
     code = main(["bench", "--objects-per-frame", "1", "--frames", "1", "--warmup", "0", "--objects", str(objects),
                  "--backend", "onnxruntime", "--pipeline", "coop+refine+select", "--coarse-weights",

@@ -5,15 +5,13 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from helpers import MESHES, REPO_ROOT
+from helpers import MESHES, REPO_ROOT, toy_block_objects_yaml
 from novel_pose_ros.cli import main
 
 
 @pytest.fixture
 def one_object_yaml(tmp_path):
-    path = tmp_path / "objects.yaml"
-    path.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES}/toy_block.ply, units: m}}\n")
-    return path
+    return toy_block_objects_yaml(tmp_path)
 
 
 def test_console_script_is_declared():

@@ -108,6 +108,36 @@ def test_explicit_tensorrt_failure_is_not_hidden(monkeypatch, untrained_backend)
         runtime.create_backend("tensorrt", "small", None, seed=0)
 
 
+def _cuda_provider_listed_but_not_loadable(monkeypatch):
+    """What onnxruntime-gpu does when its CUDA/cuDNN libraries do not load: it lists the CUDA provider,
+    then builds every session on the CPU. The CPU package here does the second part for real."""
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(CUDA_ORT))
+    monkeypatch.setattr(runtime, "machine_capabilities", lambda: (False, False, CUDA_ORT))
+
+
+def test_onnxruntime_cuda_that_quietly_runs_on_the_cpu_is_refused_with_the_reason(monkeypatch, untrained_backend):
+    _cuda_provider_listed_but_not_loadable(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"got providers \['CPUExecutionProvider'\] instead of CUDAExecutionProvider"):
+        runtime.create_backend("onnxruntime", "small", None, device="cuda", seed=0)
+
+
+def test_auto_falls_back_to_the_cpu_when_onnxruntime_cuda_does_not_load(monkeypatch, caplog, untrained_backend):
+    _cuda_provider_listed_but_not_loadable(monkeypatch)
+    backend = runtime.create_backend("auto", "small", None, device="cuda", seed=0)
+    assert (backend.name, backend.device) == ("onnxruntime", "cpu")
+    assert backend.weights_id == untrained_backend.weights_id
+    assert "ONNX Runtime has the CUDA provider" in caplog.text  # what auto decided first
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("ONNX Runtime could not run on the GPU" in w and "falling back to the CPU" in w for w in warnings)
+
+
+def test_onnxruntime_cuda_without_the_gpu_package_says_how_to_install_it(untrained_backend):
+    with pytest.raises(RuntimeError, match="make venv-gpu"):
+        runtime.create_backend("onnxruntime", "small", None, device="cuda", seed=0)
+
+
 def test_engine_build_on_a_machine_without_gpu_exits_2_with_one_line(capsys, tmp_path):
     code = main(["engine", "build", "--cache", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from helpers import picopose_graph_inputs
+
 pytestmark = pytest.mark.gpu
 
 
@@ -28,15 +30,6 @@ def sidecar(requirements, untrained_backend):
     return ensure_onnx(net, weights_id)
 
 
-def _inputs(batch: int, seed: int = 3) -> dict[str, dict[str, np.ndarray]]:
-    from novel_pose_ros.networks.picopose.config import get_config
-    from novel_pose_ros.networks.picopose.export import example_inputs
-    from novel_pose_ros.networks.picopose.picopose_net import build_network
-
-    net = build_network(get_config("small"))
-    return {g: {n: t.numpy() for n, t in tensors.items()} for g, tensors in example_inputs(net, batch, seed).items()}
-
-
 @pytest.mark.parametrize("precision, atol, rtol", [("fp32", 1e-3, 1e-3), ("fp16", 5e-2, 5e-2)])
 def test_tensorrt_matches_onnxruntime(sidecar, untrained_backend, tmp_path_factory, precision, atol, rtol):
     from novel_pose_ros.runtime.tensorrt_backend import TensorRTBackend
@@ -45,7 +38,7 @@ def test_tensorrt_matches_onnxruntime(sidecar, untrained_backend, tmp_path_facto
     assert (backend.name, backend.device, backend.weights_id) == ("tensorrt", "cuda", untrained_backend.weights_id)
     assert backend.input_names == untrained_backend.input_names
     for batch in (1, 3, 6):  # 6 > max_batch 4: split into chunks
-        for graph, feed in _inputs(batch).items():
+        for graph, feed in picopose_graph_inputs(batch).items():
             got = backend.run(graph, feed)
             want = untrained_backend.run(graph, feed)
             assert len(got) == len(want)
