@@ -319,8 +319,9 @@ def environment(estimator: Estimator, renderer: Renderer) -> dict[str, Any]:
                   "torch.cuda.max_memory_allocated" if _gpu_counter(backend) is not None else
                   "not measured: ONNX Runtime's CUDA arena is invisible to torch" if backend.device == "cuda" else "none (CPU)")
     return {
-        "backend": backend.name, "device": backend.device, "precision": backend.precision, "max_batch": config.max_batch,
-        "pipeline": config.pipeline, "network": getattr(backend, "config_name", config.network), "weights_id": backend.weights_id,
+        "backend": backend.name, "device": backend.device, "precision": backend.precision,
+        "max_batch": config.max_batch, "pipeline": config.pipeline,
+        "network": getattr(backend, "config_name", config.network), "weights_id": backend.weights_id,
         "untrained": str(backend.weights_id).startswith("untrained"), "hypotheses": config.hypotheses,
         "template_level": config.template_level, "templates_per_object": estimator.template_counts,
         "renderer": renderer.name, "gl_renderer": getattr(renderer, "gl_renderer", None),

@@ -122,7 +122,8 @@ def run_estimator_bench(args: argparse.Namespace) -> int:
 
     settings = BenchSettings(tuple(args.objects_per_frame), args.frames, args.warmup, args.seed)  # checks before loading
     config = EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
-                             precision=args.precision, max_batch=args.max_batch, hypotheses=args.hypotheses, templates_dir=args.templates, **pipeline_values(args))
+                             precision=args.precision, max_batch=args.max_batch, hypotheses=args.hypotheses,
+                             templates_dir=args.templates, **pipeline_values(args))
     library = ObjectLibrary.from_yaml(args.objects or default_objects_file())
     bench = run_estimator_benchmark(library, config, settings)
     columns = [s for s in ESTIMATOR_COLUMNS if s in bench.results[0].latency_s]

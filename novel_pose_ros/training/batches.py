@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from novel_pose_ros.networks.picopose.config import FLOW_SIZES
+from novel_pose_ros.networks.picopose.config import FLOW_SIZES, IMAGE_SIZE
 from novel_pose_ros.networks.picopose.preprocessing import to_network_input
 from novel_pose_ros.training.pairs import PairSampler, TrainingPair
 
@@ -60,29 +60,35 @@ class TrainingBatch(DeviceBatch):
         return getattr(self, f"valid{n}")
 
 
+def stacked_tensor(arrays, dtype=np.float32) -> torch.Tensor:
+    """The arrays stacked on a new first axis as one CPU tensor of `dtype` (the collate functions' unit)."""
+    return torch.from_numpy(np.ascontiguousarray(np.stack(arrays), dtype=dtype))
+
+
+def network_input_tensor(rgb_crops, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """uint8 RGB crops of side `size` stacked and preprocessed as the networks take them (to_network_input)."""
+    return torch.from_numpy(to_network_input(np.stack(rgb_crops), size))
+
+
 def collate(pairs: list[TrainingPair]) -> TrainingBatch:
     """Stack pairs into a TrainingBatch (CPU tensors)."""
     if not pairs:
         raise ValueError("collate: no pairs")
-
-    def stack(values, dtype=np.float32) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(np.stack(values), dtype=dtype))
-
     per_level = {}
     for n in FLOW_SIZES:
-        per_level[f"flow{n}"] = stack([p.flow[n] for p in pairs])
-        per_level[f"valid{n}"] = stack([p.valid[n] for p in pairs], bool)
+        per_level[f"flow{n}"] = stacked_tensor([p.flow[n] for p in pairs])
+        per_level[f"valid{n}"] = stacked_tensor([p.valid[n] for p in pairs], bool)
     return TrainingBatch(
-        query=torch.from_numpy(to_network_input(np.stack([p.query_rgb for p in pairs]))),
-        template=torch.from_numpy(to_network_input(np.stack([p.template_rgb for p in pairs]))),
-        template_mask=stack([p.template_mask for p in pairs]),
-        template_centre=stack([p.template_centre for p in pairs]),
-        translation=stack([p.translation for p in pairs]),
-        scale=stack([p.scale for p in pairs]),
-        cos_sin=stack([p.cos_sin for p in pairs]),
-        affine=stack([p.affine for p in pairs]),
-        infonce_template=stack([p.infonce_template for p in pairs], np.int64),
-        infonce_query=stack([p.infonce_query for p in pairs], np.int64),
+        query=network_input_tensor([p.query_rgb for p in pairs]),
+        template=network_input_tensor([p.template_rgb for p in pairs]),
+        template_mask=stacked_tensor([p.template_mask for p in pairs]),
+        template_centre=stacked_tensor([p.template_centre for p in pairs]),
+        translation=stacked_tensor([p.translation for p in pairs]),
+        scale=stacked_tensor([p.scale for p in pairs]),
+        cos_sin=stacked_tensor([p.cos_sin for p in pairs]),
+        affine=stacked_tensor([p.affine for p in pairs]),
+        infonce_template=stacked_tensor([p.infonce_template for p in pairs], np.int64),
+        infonce_query=stacked_tensor([p.infonce_query for p in pairs], np.int64),
         **per_level,
     )
 

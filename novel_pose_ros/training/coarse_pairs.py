@@ -18,11 +18,9 @@ import torch
 
 from novel_pose_ros.geometry.icosphere import viewpoint_directions
 from novel_pose_ros.networks.coop.coarse_truth import coarse_truth
-from novel_pose_ros.networks.picopose.preprocessing import to_network_input
 from novel_pose_ros.render import Renderer
-from novel_pose_ros.training.appearance import geometry_only
 from novel_pose_ros.training.augment import augment_rgb
-from novel_pose_ros.training.batches import DeviceBatch
+from novel_pose_ros.training.batches import DeviceBatch, network_input_tensor, stacked_tensor
 from novel_pose_ros.training.config import DataConfig
 from novel_pose_ros.training.objects import ObjectPool
 from novel_pose_ros.training.pairs import PairSampler, SceneImage
@@ -62,13 +60,13 @@ class CoarsePairSampler(PairSampler):
         if made is None:
             return None
         crop, box_only = made
-        grey = bool(shown.has_appearance and rng.random() < cfg.grey_template_probability)
+        template_obj, grey = self.template_object(shown, base, rng)
         far = bool(rng.random() < self.far_template_probability)
         if far:
             view = int(rng.integers(len(viewpoint_directions(cfg.template_level))))
         else:
             view = int(rng.choice(nearest_views(T_q, cfg.template_level, cfg.nearest_templates)))
-        template = self.views.view(geometry_only(base) if grey else shown, view)
+        template = self.views.view(template_obj, view)
         tolerance = cfg.visibility_tolerance(base.diameter_m)
         truth = coarse_truth(image.depth_m, image.labels, index + 1, image.K, crop.M_crop_img, T_q, template.depth_m,
                              template.mask, template.K, template.M_crop_img, template.T_cam_obj, tolerance)
@@ -99,7 +97,7 @@ def collate_coarse(pairs: list[CoarsePair]) -> CoarseBatch:
     if not pairs:
         raise ValueError("collate_coarse: no pairs")
     return CoarseBatch(
-        query=torch.from_numpy(to_network_input(np.stack([p.query_rgb for p in pairs]))),
-        template=torch.from_numpy(to_network_input(np.stack([p.template_rgb for p in pairs]))),
-        target_class=torch.from_numpy(np.stack([p.target_class for p in pairs]).astype(np.int64)),
-        target_offset=torch.from_numpy(np.stack([p.target_offset for p in pairs]).astype(np.float32)))
+        query=network_input_tensor([p.query_rgb for p in pairs]),
+        template=network_input_tensor([p.template_rgb for p in pairs]),
+        target_class=stacked_tensor([p.target_class for p in pairs], np.int64),
+        target_offset=stacked_tensor([p.target_offset for p in pairs], np.float32))

@@ -104,6 +104,12 @@ class PairSampler:
             self._renderer = create_renderer("auto")
         return self._renderer
 
+    def template_object(self, shown: ObjectModel, base: ObjectModel, rng: np.random.Generator) -> tuple[ObjectModel, bool]:
+        """(what a template or render of the instance shows, grey): the instance as drawn in the scene
+        (`shown`) or, with grey_template_probability when it has colours, its grey geometry (of `base`)."""
+        grey = bool(shown.has_appearance and rng.random() < self.config.grey_template_probability)
+        return (geometry_only(base) if grey else shown), grey
+
     @property
     def views(self) -> TemplateViews:
         if self._views is None:
@@ -213,8 +219,7 @@ class PairSampler:
         if made is None:
             return None
         crop, box_only = made
-        grey = bool(shown.has_appearance and rng.random() < cfg.grey_template_probability)
-        template_obj = geometry_only(base) if grey else shown
+        template_obj, grey = self.template_object(shown, base, rng)
         view = int(rng.choice(nearest_views(T_q, cfg.template_level, cfg.nearest_templates)))
         template = self.views.view(template_obj, view)
         affine = affine_truth(template, T_q, image.K, crop.M_crop_img)

@@ -21,11 +21,9 @@ import trimesh
 from novel_pose_ros.estimation.template_bank import patch_grid_mask
 from novel_pose_ros.geometry.se3 import rotation_from_axis_angle
 from novel_pose_ros.networks.coop.refiner_net import REFINER_CROP
-from novel_pose_ros.networks.picopose.preprocessing import to_network_input
 from novel_pose_ros.render import Renderer
-from novel_pose_ros.training.appearance import geometry_only
 from novel_pose_ros.training.augment import augment_rgb
-from novel_pose_ros.training.batches import DeviceBatch
+from novel_pose_ros.training.batches import DeviceBatch, network_input_tensor, stacked_tensor
 from novel_pose_ros.training.config import DataConfig
 from novel_pose_ros.training.objects import ObjectPool
 from novel_pose_ros.training.pairs import PairSampler, SceneImage
@@ -94,12 +92,12 @@ class RefinerPairSampler(PairSampler):
     def make_pair(self, image: SceneImage, index: int, rng: np.random.Generator) -> RefinerPair | None:
         cfg = self.config
         shown, base, T_gt = image.instances[index]
-        grey = bool(shown.has_appearance and rng.random() < cfg.grey_template_probability)
+        render_obj, grey = self.template_object(shown, base, rng)
         truth = None
         for _ in range(NOISE_DRAWS):
             T_cur = perturb_pose(T_gt, rng, self.noise)
             try:
-                truth = refiner_truth(image, index, T_gt, T_cur, self.renderer, geometry_only(base) if grey else shown,
+                truth = refiner_truth(image, index, T_gt, T_cur, self.renderer, render_obj,
                                       self.window_margin, cfg.visibility_tolerance(base.diameter_m))
                 break
             except ValueError:  # the noisy pose put the object behind the camera
@@ -143,11 +141,11 @@ def collate_refiner(pairs: list[RefinerPair]) -> RefinerBatch:
         raise ValueError("collate_refiner: no pairs")
 
     def stack(name: str, dtype) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(np.stack([getattr(p, name) for p in pairs]), dtype=dtype))
+        return stacked_tensor([getattr(p, name) for p in pairs], dtype)
 
     return RefinerBatch(
-        query=torch.from_numpy(to_network_input(np.stack([p.query_rgb for p in pairs]), REFINER_CROP)),
-        render=torch.from_numpy(to_network_input(np.stack([p.render_rgb for p in pairs]), REFINER_CROP)),
+        query=network_input_tensor([p.query_rgb for p in pairs], REFINER_CROP),
+        render=network_input_tensor([p.render_rgb for p in pairs], REFINER_CROP),
         render_mask16=stack("render_mask16", np.float32), flow_gt=stack("flow_gt", np.float32),
         visible=stack("visible", bool), points_obj=stack("points_obj", np.float64),
         points_valid=stack("points_valid", bool), K_crop=stack("K_crop", np.float64), T_cur=stack("T_cur", np.float64),

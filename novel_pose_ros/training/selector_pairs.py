@@ -30,11 +30,9 @@ from novel_pose_ros.estimation.refiner_geometry import window_view
 from novel_pose_ros.estimation.template_bank import patch_grid_mask
 from novel_pose_ros.networks.coop.selector_loss import sample_selector_poses
 from novel_pose_ros.networks.coop.selector_net import SELECTOR_CROP, SELECTOR_GRID
-from novel_pose_ros.networks.picopose.preprocessing import to_network_input
 from novel_pose_ros.render import Renderer
-from novel_pose_ros.training.appearance import geometry_only
 from novel_pose_ros.training.augment import augment_rgb
-from novel_pose_ros.training.batches import DeviceBatch
+from novel_pose_ros.training.batches import DeviceBatch, network_input_tensor, stacked_tensor
 from novel_pose_ros.training.config import DataConfig
 from novel_pose_ros.training.objects import ObjectPool
 from novel_pose_ros.training.pairs import PairSampler, SceneImage
@@ -113,8 +111,7 @@ class SelectorPairSampler(PairSampler):
         cfg = self.config
         shown, base, T_gt = image.instances[index]
         T_gt = np.asarray(T_gt, dtype=np.float64)
-        grey = bool(shown.has_appearance and rng.random() < cfg.grey_template_probability)
-        render_obj = geometry_only(base) if grey else shown
+        render_obj, grey = self.template_object(shown, base, rng)
         poses, labels = sample_selector_poses(T_gt, rng, self.negatives)
         views = []
         for slot in range(len(poses)):
@@ -165,11 +162,11 @@ def collate_selector(groups: list[SelectorGroup]) -> SelectorBatch:
     if not groups:
         raise ValueError("collate_selector: no groups")
 
-    def cat(name: str, dtype) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(np.concatenate([getattr(g, name) for g in groups]), dtype=dtype))
+    def cat(name: str, dtype) -> torch.Tensor:  # the groups' pairs one after the other
+        return stacked_tensor([row for g in groups for row in getattr(g, name)], dtype)
 
     return SelectorBatch(
-        query=torch.from_numpy(to_network_input(np.concatenate([g.query_rgb for g in groups]), SELECTOR_CROP)),
-        render=torch.from_numpy(to_network_input(np.concatenate([g.render_rgb for g in groups]), SELECTOR_CROP)),
+        query=network_input_tensor([crop for g in groups for crop in g.query_rgb], SELECTOR_CROP),
+        render=network_input_tensor([crop for g in groups for crop in g.render_rgb], SELECTOR_CROP),
         render_mask16=cat("render_mask16", np.float32), labels=cat("labels", np.float32),
         group=torch.from_numpy(np.concatenate([np.full(len(g), i, dtype=np.int64) for i, g in enumerate(groups)])))
