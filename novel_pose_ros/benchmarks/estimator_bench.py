@@ -54,11 +54,12 @@ STAGE_SOURCES = {
     "encoder": "Co-op coarse: encoder graph on the query crops (key 'encoder')",
     "match": "Co-op coarse: match graph on every (query, template) pair + template scores + top-N (key 'match')",
     "pnp": "correspondences + EPnP/RANSAC per hypothesis + choice or fallback (key 'pnp')",
+    "verify": "hypothesis_rule silhouette: render each hypothesis in the query crop, IoU with the detection (key 'verify')",
     "refine": "pipelines with +refine: per round window, render, refiner graph, LM-PnP (key 'refine')",
     "select": "pipeline coop+refine+select: window, render, selector graph per refined hypothesis (key 'select')",
     "total": "wall time of the whole Estimator.run call: the stages above + pose assembly",
 }
-STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp")  # pipeline picopose (Estimator.stage_names)
+STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "verify")  # pipeline picopose, default rule
 REPORTED = STAGE_KEYS + ("total",)
 MAX_OBJECTS_PER_FRAME = 64
 # Frames a little less cropped than the synth default, and every instance visible enough to be a

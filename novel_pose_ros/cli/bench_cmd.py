@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from novel_pose_ros.cli.estimate_cmd import pipeline_arguments, pipeline_values
+from novel_pose_ros.cli.estimate_cmd import pipeline_arguments, pipeline_values, selection_arguments, selection_values
 from novel_pose_ros.cli.table import format_table
 from novel_pose_ros.estimation.config import EstimatorConfig
 from novel_pose_ros.networks.picopose.config import CONFIGS
@@ -24,8 +24,8 @@ from novel_pose_ros.render import create_renderer
 from novel_pose_ros.runtime import BACKENDS, PRECISIONS
 from novel_pose_ros.templates import TemplateSettings, ensure_templates
 
-ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "encoder", "match", "pnp", "refine", "select",
-                     "total")
+ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "encoder", "match", "pnp", "verify", "refine",
+                     "select", "total")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -48,6 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="largest network batch (TensorRT: the optimisation profile's maximum)")
     group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
     pipeline_arguments(group)
+    selection_arguments(group)
     group.add_argument("--templates", type=Path, default=None,
                        help="template cache to onboard from (default: a fresh folder, so onboarding is timed cold)")
     group.add_argument("--seed", type=int, default=0, help="scene generation seed (untrained weights keep their own seed)")
@@ -123,7 +124,7 @@ def run_estimator_bench(args: argparse.Namespace) -> int:
     settings = BenchSettings(tuple(args.objects_per_frame), args.frames, args.warmup, args.seed)  # checks before loading
     config = EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
                              precision=args.precision, max_batch=args.max_batch, hypotheses=args.hypotheses,
-                             templates_dir=args.templates, **pipeline_values(args))
+                             templates_dir=args.templates, **selection_values(args), **pipeline_values(args))
     library = ObjectLibrary.from_yaml(args.objects or default_objects_file())
     bench = run_estimator_benchmark(library, config, settings)
     columns = [s for s in ESTIMATOR_COLUMNS if s in bench.results[0].latency_s]

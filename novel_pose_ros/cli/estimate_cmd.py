@@ -15,7 +15,8 @@ from novel_pose_ros.bop.detections import group_by_image, read_detections_json
 from novel_pose_ros.bop.results import write_results_csv
 from novel_pose_ros.cli.table import format_table
 from novel_pose_ros.estimation import EstimatorConfig
-from novel_pose_ros.estimation.config import PIPELINES
+from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PIPELINES
+from novel_pose_ros.estimation.diagnosis import ORACLE_SWITCHES, Oracle
 from novel_pose_ros.geometry.camera import validate_K
 from novel_pose_ros.geometry.se3 import quaternion_from_matrix
 from novel_pose_ros.networks.picopose.config import CONFIGS
@@ -37,6 +38,7 @@ def _estimator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
     parser.add_argument("--templates", type=Path, default=None, help="template cache folder")
+    selection_arguments(parser)
     pipeline_arguments(parser)
 
 
@@ -51,6 +53,25 @@ def pipeline_arguments(parser) -> None:
                         help="render-and-compare rounds of the refiner")
 
 
+def selection_arguments(parser) -> None:
+    """How hypotheses are made and chosen (estimate, eval-run, bench)."""
+    parser.add_argument("--hypothesis-rule", default=EstimatorConfig.hypothesis_rule, choices=HYPOTHESIS_RULES,
+                        help="how PnP hypotheses are ranked")
+    parser.add_argument("--min-inliers", type=int, default=EstimatorConfig.min_inliers,
+                        help="PnP hypotheses with fewer inliers do not compete")
+    parser.add_argument("--inplane-hypotheses", type=int, default=EstimatorConfig.inplane_hypotheses,
+                        choices=(1, 2, 4, 8), help="in-plane turns of stage 2's angle tried per template")
+    parser.add_argument("--mask-background", action=argparse.BooleanOptionalAction,
+                        default=EstimatorConfig.mask_query_background,
+                        help="zero the query crop outside the detection mask")
+
+
+def selection_values(args: argparse.Namespace) -> dict:
+    """The EstimatorConfig values of selection_arguments."""
+    return {"hypothesis_rule": args.hypothesis_rule, "min_inliers": args.min_inliers,
+            "inplane_hypotheses": args.inplane_hypotheses, "mask_query_background": args.mask_background}
+
+
 def pipeline_values(args: argparse.Namespace) -> dict:
     """The EstimatorConfig values of pipeline_arguments."""
     return {"pipeline": args.pipeline, "coarse_weights": args.coarse_weights, "refiner_weights": args.refiner_weights,
@@ -59,7 +80,8 @@ def pipeline_values(args: argparse.Namespace) -> dict:
 
 def _estimator_config(args: argparse.Namespace, templates_dir: Path) -> EstimatorConfig:
     return EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
-                           hypotheses=args.hypotheses, templates_dir=templates_dir, **pipeline_values(args))
+                           hypotheses=args.hypotheses, templates_dir=templates_dir,
+                           **selection_values(args), **pipeline_values(args))
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -81,6 +103,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     eval_run.add_argument("--out", type=Path, required=True, help="results CSV")
     eval_run.add_argument("--split", default="test")
     eval_run.add_argument("--max-images", type=int, default=None)
+    eval_run.add_argument("--diagnostics", type=Path, default=None,
+                          help="diagnosis against the ground truth: write per-pose stage diagnostics (JSON Lines, "
+                               "one per CSV row) for `novel-pose eval --breakdown`")
+    eval_run.add_argument("--oracle", default="", help="diagnosis only: stage outputs replaced by the ground truth, "
+                          f"comma-separated of {', '.join(ORACLE_SWITCHES)} (needs --diagnostics)")
     _estimator_arguments(eval_run)
     eval_run.set_defaults(handler=run_eval_run)
 
@@ -167,9 +194,17 @@ def run_eval_run(args: argparse.Namespace) -> int:
     for problem in problems:
         LOGGER.warning("%s", problem)
     templates = args.templates or default_templates_dir() / dataset.root.name
+    oracle = Oracle.parse(args.oracle)
+    if oracle.any and args.diagnostics is None:
+        raise ValueError(f"--oracle {oracle.label} needs --diagnostics (oracle results are for diagnosis only)")
     summary = run_on_dataset(dataset, bop_detections, _estimator_config(args, templates),
-                             dataset.target_images()[: args.max_images], show_progress=True)
+                             dataset.target_images()[: args.max_images], show_progress=True,
+                             diagnose=args.diagnostics is not None, oracle=oracle)
     write_results_csv(args.out, summary.results)
+    if args.diagnostics is not None:
+        args.diagnostics.parent.mkdir(parents=True, exist_ok=True)
+        args.diagnostics.write_text("".join(json.dumps(d) + "\n" for d in summary.diagnostics))
+        print(f"diagnostics (oracle: {oracle.label}): {args.diagnostics}")
     print(f"{len(summary.results)} poses on {summary.images} images ({summary.failures} detections without a pose); "
           f"mean {summary.mean_seconds_per_image:.3f} s per image; results: {args.out}")
     return 0

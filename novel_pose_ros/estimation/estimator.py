@@ -20,10 +20,12 @@ import numpy as np
 from novel_pose_ros.estimation.config import EstimatorConfig, Pipeline
 from novel_pose_ros.estimation.coop_coarse_stage import CoarseTemplates, CoopCoarseStage
 from novel_pose_ros.estimation.crops import DetectionRejected, QueryCrop, make_query_crop
+from novel_pose_ros.estimation.diagnosis import Oracle, StageDiagnostics, at_true_depth
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTemplates, PicoPoseStages
 from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
 from novel_pose_ros.estimation.selector_stage import SelectorStage
 from novel_pose_ros.estimation.template_bank import build_template_bank
+from novel_pose_ros.estimation.verification import choose_by_silhouette
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.paths import default_templates_dir
 from novel_pose_ros.render import Renderer, create_renderer
@@ -55,6 +57,7 @@ class EstimationReport:
     poses: list[PoseEstimate]
     failures: list[DetectionFailure]
     timings: StageTimings = field(default_factory=StageTimings)
+    diagnostics: dict[int, StageDiagnostics] = field(default_factory=dict)  # by detection index (PicoPose stages)
 
 
 class Estimator:
@@ -119,16 +122,29 @@ class Estimator:
         """Poses of the detections that could be handled, in detection order (empty list for none)."""
         return self.run(frame, detections).poses
 
-    def run(self, frame: Frame, detections: list[Detection]) -> EstimationReport:
+    def run(self, frame: Frame, detections: list[Detection], truths: list[np.ndarray | None] | None = None,
+            oracle: Oracle = Oracle()) -> EstimationReport:
+        """Poses, failures, timings. truths / oracle: for diagnosis only (estimation/diagnosis.py): the true
+        T_cam_obj of each detection (or None) and which stage outputs to replace by it."""
+        if truths is not None and len(truths) != len(detections):
+            raise ValueError(f"truths: expected one per detection ({len(detections)}), got {len(truths)}")
+        if oracle.any and truths is None:
+            raise ValueError(f"oracle '{oracle.label}' needs the true poses (truths)")
         timings: dict[str, float] = dict.fromkeys(self.stage_names, 0.0)
         start = time.perf_counter()
         crops, failures = self._crops(frame, detections)
         timings["crop"] = time.perf_counter() - start
-        outcomes = self._run_stages(crops, frame, timings, failures)
+        crop_truths = [truths[c.detection_index] for c in crops] if truths is not None else None
+        outcomes = self._run_stages(crops, frame, timings, failures, crop_truths, oracle)
+        if self.config.hypothesis_rule == "silhouette" and outcomes:
+            outcomes = self._verify(frame, detections, crops, outcomes, timings)
         if self._selector is not None and outcomes:
             outcomes = self._refine_and_select(frame, detections, outcomes, timings)
         elif self._refiner is not None and outcomes:
             outcomes = self._refine(frame, detections, outcomes, timings)
+        if oracle.depth:
+            outcomes = [dataclasses.replace(o, T_cam_obj=at_true_depth(o.T_cam_obj, truths[o.detection_index]))
+                        if truths[o.detection_index] is not None else o for o in outcomes]
         stage_timings = StageTimings(dict(timings))
         poses, instances = [], {}
         for outcome in outcomes:
@@ -142,7 +158,8 @@ class Estimator:
             ))
         for failure in failures:
             LOGGER.debug("detection %d (%s): no pose: %s", failure.detection_index, failure.object_id, failure.message)
-        return EstimationReport(poses, sorted(failures, key=lambda f: f.detection_index), stage_timings)
+        diagnostics = {o.detection_index: o.diagnostics for o in outcomes if o.diagnostics is not None}
+        return EstimationReport(poses, sorted(failures, key=lambda f: f.detection_index), stage_timings, diagnostics)
 
     def _crops(self, frame: Frame, detections: list[Detection]) -> tuple[list[QueryCrop], list[DetectionFailure]]:
         crops, failures = [], []
@@ -161,9 +178,15 @@ class Estimator:
         return crops, failures
 
     def _run_stages(self, crops: list[QueryCrop], frame: Frame, timings: dict[str, float],
-                    failures: list[DetectionFailure]) -> list[DetectionOutcome]:
+                    failures: list[DetectionFailure], truths: list | None = None,
+                    oracle: Oracle = Oracle()) -> list[DetectionOutcome]:
         """All crops in one batch; if that fails, one crop at a time so only the failing ones are lost."""
         try:
+            if truths is not None:
+                if not isinstance(self._stages, PicoPoseStages):
+                    raise ValueError(f"diagnosis against the truth needs the PicoPose coarse stage, not "
+                                     f"'{self.pipeline.coarse}'")
+                return self._stages.run(crops, self._templates, frame.K, timings, truths, oracle)
             return self._stages.run(crops, self._templates, frame.K, timings)
         except Exception as exc:  # e.g. out of memory in a large batch, or a numerical failure in one crop
             if len(crops) <= 1:
@@ -173,9 +196,23 @@ class Estimator:
             LOGGER.warning("batched estimation of %d detections failed (%s: %s); retrying one by one",
                            len(crops), type(exc).__name__, exc)
         outcomes = []
-        for crop in crops:
-            outcomes += self._run_stages([crop], frame, timings, failures)
+        for index, crop in enumerate(crops):
+            outcomes += self._run_stages([crop], frame, timings, failures,
+                                         None if truths is None else [truths[index]], oracle)
         return outcomes
+
+    def _verify(self, frame: Frame, detections: list[Detection], crops: list[QueryCrop],
+                outcomes: list[DetectionOutcome], timings: dict[str, float]) -> list[DetectionOutcome]:
+        """Each detection's hypothesis of best silhouette agreement with its detection (verification.py)."""
+        start = time.perf_counter()
+        by_index = {c.detection_index: c for c in crops}
+        result = []
+        for outcome in outcomes:
+            detection = detections[outcome.detection_index]
+            result.append(choose_by_silhouette(outcome, self.renderer, self.objects.get(detection.object_id), frame.K,
+                                               by_index[outcome.detection_index], detection))
+        timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - start
+        return result
 
     def _refine(self, frame: Frame, detections: list[Detection], outcomes: list[DetectionOutcome],
                 timings: dict[str, float]) -> list[DetectionOutcome]:
@@ -222,6 +259,7 @@ class Estimator:
     def stage_names(self) -> tuple[str, ...]:
         """The StageTimings keys of this pipeline."""
         coarse = PICOPOSE_STAGES if self.pipeline.coarse == "picopose" else COOP_STAGES
+        coarse += ("verify",) if self.config.hypothesis_rule == "silhouette" else ()
         return coarse + (("refine",) if self._refiner is not None else ()) + (("select",) if self._selector else ())
 
     @property

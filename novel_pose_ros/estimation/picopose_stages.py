@@ -26,6 +26,14 @@ from novel_pose_ros.estimation.correspondences import (
     targets_from_flow,
 )
 from novel_pose_ros.estimation.crops import QueryCrop
+from novel_pose_ros.estimation.diagnosis import (
+    Oracle,
+    StageDiagnostics,
+    nearest_template,
+    oracle_ordering,
+    rank_of,
+    true_cos_sin,
+)
 from novel_pose_ros.estimation.template_bank import TemplateBank, patch_grid_mask
 from novel_pose_ros.estimation.template_features import TemplateFeatures, load_or_compute_features, unit_patches
 from novel_pose_ros.networks.picopose.affine_regressor import AffinePrediction, affine_from_prediction
@@ -70,6 +78,7 @@ class DetectionOutcome:
     source: str  # "pnp" or "affine_fallback"
     inlier_ratio: float
     hypotheses: tuple[PoseHypothesis, ...]
+    diagnostics: StageDiagnostics | None = None
 
 
 def score_templates(query_unit: np.ndarray, query_patch_mask: np.ndarray, templates: ObjectTemplates) -> np.ndarray:
@@ -107,12 +116,18 @@ class PicoPoseStages:
                                                               self.config.max_batch))
 
     def run(
-        self, crops: list[QueryCrop], objects: dict[str, ObjectTemplates], K: np.ndarray, timings: dict[str, float]
+        self, crops: list[QueryCrop], objects: dict[str, ObjectTemplates], K: np.ndarray, timings: dict[str, float],
+        truths: list[np.ndarray | None] | None = None, oracle: Oracle = Oracle(),
     ) -> list[DetectionOutcome]:
-        """Outcomes for every crop (same order); per-stage wall time is added to `timings`."""
+        """Outcomes for every crop (same order); per-stage wall time is added to `timings`.
+
+        truths: for diagnosis only (estimation/diagnosis.py), the true T_cam_obj of each crop (or None):
+        the outcomes then carry the GT-nearest template's stage-1 rank, and `oracle` may replace stage
+        outputs by the truth."""
         if not crops:
             return []
         cfg = self.config
+        truths = truths if truths is not None else [None] * len(crops)
         tick = time.perf_counter()
         maps = run_in_chunks(self.backend, "backbone", {"image": to_network_input(np.stack([c.rgb for c in crops]))}, cfg.max_batch)
         tick = lap(timings, "backbone", tick)
@@ -123,12 +138,19 @@ class PicoPoseStages:
         # Stage 1: top-N templates per detection.
         query_units = unit_patches(maps[3])
         pairs: list[tuple[int, int, float]] = []  # (crop slot, template view, stage-1 score)
+        gt_views: list[tuple[int, int, float] | None] = []  # (view, stage-1 rank, angle °) per crop
         for slot, crop in enumerate(crops):
             mask = (patch_grid_mask(crop.mask, PATCH_GRID).reshape(-1) if crop.mask is not None
                     else np.ones(PATCH_GRID * PATCH_GRID, np.float32))
             scores = score_templates(query_units[slot], mask, objects[crop.object_name])
-            top = np.argsort(-scores, kind="stable")[: cfg.hypotheses]
-            pairs += [(slot, int(view), float(scores[view])) for view in top]
+            ordering = np.argsort(-scores, kind="stable")
+            gt_views.append(None)
+            if truths[slot] is not None:
+                view, angle = nearest_template(truths[slot], objects[crop.object_name].bank.T_cam_obj)
+                gt_views[slot] = (view, rank_of(view, ordering), angle)
+                if oracle.template:
+                    ordering = oracle_ordering(ordering, view)
+            pairs += [(slot, int(view), float(scores[view])) for view in ordering[: cfg.hypotheses]]
         tick = lap(timings, "stage1", tick)
 
         # Stage 2: one affine per pair.
@@ -140,6 +162,17 @@ class PicoPoseStages:
         translation, scale, cos_sin = run_in_chunks(self.backend, "affine", {
             "query_map": maps[3][slots], "template_map": template_map3, "template_patch_mask": mask16}, cfg.max_batch)
         centres = np.stack([b.bank.centre_crop_px[v] for b, v in zip(banks, views)]) + 0.5  # network: corner origin
+        if oracle.inplane:
+            cos_sin = cos_sin.copy()
+            for i, (slot, view, _) in enumerate(pairs):
+                if truths[slot] is not None:
+                    cos_sin[i] = true_cos_sin(truths[slot], banks[i].bank.T_cam_obj[view])
+        turns = cfg.inplane_hypotheses
+        if turns > 1:  # every pair also with its in-plane angle turned by k·360°/turns (k = 1 … turns − 1)
+            expand, k = np.repeat(np.arange(len(pairs)), turns), np.tile(np.arange(turns), len(pairs))
+            cos_sin = turned_cos_sin(cos_sin[expand], 2.0 * np.pi * k / turns)
+            translation, scale, centres, mask16, slots = (a[expand] for a in (translation, scale, centres, mask16, slots))
+            pairs, banks, views = ([seq[i] for i in expand] for seq in (pairs, banks, views))
         prediction = AffinePrediction(torch.from_numpy(translation), torch.from_numpy(np.clip(scale, *SCALE_RANGE)),
                                       torch.from_numpy(cos_sin))
         affines = affine_from_prediction(prediction, torch.from_numpy(centres.astype(np.float32)))
@@ -158,31 +191,61 @@ class PicoPoseStages:
         def solve(i: int):
             corr = dense_correspondences(targets_from_flow(flows[i]), certainties[i], banks[i].bank, pairs[i][1],
                                          crops[slots[i]].M_crop_img, cfg.certainty_threshold)
-            return pose_from_correspondences(corr, K, cfg.pnp_reprojection_px, cfg.pnp_iterations)
+            return pose_from_correspondences(corr, K, cfg.pnp_reprojection_px, cfg.pnp_iterations), len(corr.pixels)
 
         # OpenCV releases the GIL, so the hypotheses' RANSAC runs use every core
         results = list(self._pool.map(solve, range(len(pairs))))
-        outcomes = [self._choose(slot, crop, pairs, banks, affines.numpy(), results, K)
+        outcomes = [self._choose(slot, crop, pairs, banks, affines.numpy(), results, K, gt_views[slot], turns)
                     for slot, crop in enumerate(crops)]
         lap(timings, "pnp", tick)
         return outcomes
 
-    def _choose(self, slot, crop, pairs, banks, affines, results, K) -> DetectionOutcome:
-        hypotheses, best = [], None
+    def _choose(self, slot, crop, pairs, banks, affines, results, K, gt_view, turns) -> DetectionOutcome:
+        """The best PnP hypothesis by `hypothesis_key` among those with at least `min_inliers` inliers;
+        with none, the stage-2 affine of stage 1's best template. `turns` in-plane variants per template."""
+        hypotheses, support, best = [], [], None  # best: (key, index into pairs, template rank, source)
         indices = [i for i, p in enumerate(pairs) if p[0] == slot]
-        for i in indices:
-            view, result = pairs[i][1], results[i]
-            if result.success:
-                hypotheses.append(PoseHypothesis(result.T_cam_obj, result.inlier_ratio, f"pnp:view{view}"))
-                if best is None or result.inlier_ratio > best[1]:
-                    best = (result.T_cam_obj, result.inlier_ratio)
+        for position, i in enumerate(indices):
+            view, (result, _) = pairs[i][1], results[i]
+            turn = position % turns
+            source = f"pnp:view{view}" + (f"+turn{360 * turn // turns}" if turn else "")
+            if result.success and len(result.inliers) >= self.config.min_inliers:
+                hypotheses.append(PoseHypothesis(result.T_cam_obj, result.inlier_ratio, source))
+                support.append((len(result.inliers), results[i][1]))
+                key = self.hypothesis_key(result)
+                if best is None or key > best[0]:
+                    best = (key, i, position // turns, source)
+        truth = dict(zip(("gt_view", "gt_view_rank", "gt_view_angle_deg"), gt_view)) if gt_view else {}
         if best is not None:
-            return DetectionOutcome(crop.detection_index, best[0], "pnp", best[1], tuple(hypotheses))
+            (result, count), rank, source = results[best[1]], best[2], best[3]
+            view = pairs[best[1]][1]
+            diagnostics = StageDiagnostics(source, view, rank, len(result.inliers), count,
+                                           result.inlier_ratio, **truth, hypothesis_support=tuple(support))
+            return DetectionOutcome(crop.detection_index, result.T_cam_obj, "pnp", result.inlier_ratio,
+                                    tuple(hypotheses), diagnostics)
         first = indices[0]  # stage 1's best template
         view = pairs[first][1]
         T = affine_fallback_pose(affine_to_pixel_centres(affines[first]), banks[first].bank, view, crop.M_crop_img, K)
         hypotheses.append(PoseHypothesis(T, 0.0, f"affine_fallback:view{view}"))
-        return DetectionOutcome(crop.detection_index, T, "affine_fallback", 0.0, tuple(hypotheses))
+        result, count = results[first]
+        support.append((0, count))
+        diagnostics = StageDiagnostics(f"affine_fallback:view{view}", view, 0, len(result.inliers), count, 0.0, **truth,
+                                       hypothesis_support=tuple(support))
+        return DetectionOutcome(crop.detection_index, T, "affine_fallback", 0.0, tuple(hypotheses), diagnostics)
+
+    def hypothesis_key(self, result) -> tuple[float, ...]:
+        """What ranks PnP hypotheses (larger wins): PicoPose's inlier ratio, or the inlier count (also the
+        pre-choice of the silhouette rule, which the Estimator then re-decides by rendering)."""
+        if self.config.hypothesis_rule == "inlier_ratio":
+            return (result.inlier_ratio, len(result.inliers))
+        return (len(result.inliers), result.inlier_ratio)
+
+
+def turned_cos_sin(cos_sin: np.ndarray, angle_rad: np.ndarray) -> np.ndarray:
+    """(M, 2) float32 (cos, sin) of the angles of `cos_sin` (M, 2) plus angle_rad (M,)."""
+    c, s = cos_sin[:, 0], cos_sin[:, 1]
+    return np.stack([c * np.cos(angle_rad) - s * np.sin(angle_rad), s * np.cos(angle_rad) + c * np.sin(angle_rad)],
+                    axis=1).astype(np.float32)
 
 
 def lap(timings: dict[str, float], name: str, since: float) -> float:

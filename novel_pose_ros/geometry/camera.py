@@ -37,3 +37,24 @@ def backproject_pixels(K: np.ndarray, uv: np.ndarray, depth_m: np.ndarray) -> np
     x = (uv[:, 0] - K[0, 2] - K[0, 1] * (uv[:, 1] - K[1, 2]) / K[1, 1]) / K[0, 0]
     y = (uv[:, 1] - K[1, 2]) / K[1, 1]
     return np.stack([x * z, y * z, z], axis=1)
+
+
+def ray_rotation(t: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking the optical axis (0, 0, 1) to the direction of t (3,)."""
+    ray = np.asarray(t, dtype=np.float64) / np.linalg.norm(t)
+    axis = np.cross([0.0, 0.0, 1.0], ray)
+    sin, cos = np.linalg.norm(axis), ray[2]
+    if sin < 1e-12:
+        return np.eye(3)
+    k = axis / sin
+    skew = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + sin * skew + (1 - cos) * skew @ skew
+
+
+def inplane_angle_rad(T_q: np.ndarray, T_t: np.ndarray) -> float:
+    """Image rotation (radians, about the optical axis) that takes a view T_t of an object to the view T_q,
+    each rotation first expressed relative to the ray through its object origin (PicoPose's stage-2 angle)."""
+    R_q = ray_rotation(T_q[:3, 3]).T @ np.asarray(T_q)[:3, :3]
+    R_t = ray_rotation(T_t[:3, 3]).T @ np.asarray(T_t)[:3, :3]
+    R_rel = R_q @ R_t.T
+    return float(np.arctan2(R_rel[1, 0] - R_rel[0, 1], R_rel[0, 0] + R_rel[1, 1]))

@@ -16,7 +16,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from novel_pose_ros.estimation import EstimatorConfig
-from novel_pose_ros.estimation.config import PIPELINES
+from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PIPELINES
 from novel_pose_ros.networks.picopose.config import CONFIGS
 from novel_pose_ros.paths import default_objects_file
 from novel_pose_ros.runtime import BACKENDS
@@ -42,6 +42,12 @@ SPECS = (
     ParamSpec("device", "cpu", "inference device", choices=("cpu", "cuda")),
     ParamSpec("precision", "fp16", "TensorRT engine precision (other back ends run fp32)", choices=PRECISIONS),
     ParamSpec("hypotheses", EstimatorConfig.hypotheses, "templates kept after the coarse stage's scoring", bounds=(1, 64)),
+    ParamSpec("hypothesis_rule", EstimatorConfig.hypothesis_rule, "how pose hypotheses are chosen: silhouette IoU "
+              "with the detection, PnP inlier count or ratio", choices=HYPOTHESIS_RULES),
+    ParamSpec("min_inliers", EstimatorConfig.min_inliers, "PnP hypotheses with fewer inliers do not compete",
+              bounds=(4, 100_000)),
+    ParamSpec("inplane_hypotheses", EstimatorConfig.inplane_hypotheses, "in-plane turns of stage 2's angle tried "
+              "per template: 1, 2, 4 or 8", bounds=(1, 8)),
     ParamSpec("pipeline", "picopose", "coarse stage (PicoPose or Co-op), then optionally the Co-op refiner "
               "(+refine) and selector (+refine+select)", choices=PIPELINES),
     ParamSpec("coarse_weights", "", "Co-op coarse checkpoint (empty: the shipped one)"),
@@ -133,7 +139,8 @@ def read_settings(node: Node) -> NodeSettings:
     estimator = EstimatorConfig(
         network=values["network"], weights=Path(values["weights"]) if values["weights"] else None,
         backend=values["backend"], device=values["device"], precision=values["precision"],
-        hypotheses=values["hypotheses"], pipeline=values["pipeline"],
+        hypotheses=values["hypotheses"], pipeline=values["pipeline"], hypothesis_rule=values["hypothesis_rule"],
+        min_inliers=values["min_inliers"], inplane_hypotheses=values["inplane_hypotheses"],
         **{key: Path(values[key]) if values[key] else None
            for key in ("coarse_weights", "refiner_weights", "selector_weights")},
         refine_iterations=values["refine_iterations"],

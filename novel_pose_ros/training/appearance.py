@@ -77,8 +77,8 @@ def _plain(obj: ObjectModel, rng: np.random.Generator) -> trimesh.Trimesh:
     return mesh
 
 
-def _box_textured(obj: ObjectModel, rng: np.random.Generator) -> trimesh.Trimesh:
-    """A procedural periodic texture, projected on each face along its dominant normal axis."""
+def _box_textured(obj: ObjectModel, rng: np.random.Generator, texture: np.ndarray | None = None) -> trimesh.Trimesh:
+    """A procedural periodic texture (or the given image), projected on each face along its dominant normal axis."""
     faces = np.asarray(obj.mesh.faces)
     corners = np.asarray(obj.mesh.vertices, dtype=np.float64)[faces]  # (F, 3, 3): one vertex per face corner
     axis = np.argmax(np.abs(np.asarray(obj.mesh.face_normals)), axis=1)
@@ -86,7 +86,7 @@ def _box_textured(obj: ObjectModel, rng: np.random.Generator) -> trimesh.Trimesh
     uv_faces = np.take_along_axis(corners, keep[:, None, :], axis=2)
     tile_m = max(obj.diameter_m, 1e-6) * rng.uniform(0.25, 1.5)
     uv = (uv_faces.reshape(-1, 2) / tile_m + rng.random(2)).astype(np.float64)
-    image = Image.fromarray(procedural_texture(rng, TEXTURE_PX))
+    image = Image.fromarray(procedural_texture(rng, TEXTURE_PX) if texture is None else texture)
     normals = np.asarray(obj.mesh.vertex_normals)[faces].reshape(-1, 3)  # keep smooth shading
     mesh = trimesh.Trimesh(corners.reshape(-1, 3), np.arange(3 * len(faces)).reshape(-1, 3), vertex_normals=normals,
                            process=False)
@@ -97,8 +97,18 @@ def _box_textured(obj: ObjectModel, rng: np.random.Generator) -> trimesh.Trimesh
 _BUILDERS = {"vertex_field": _vertex_field, "face_parts": _face_parts, "plain": _plain, "texture": _box_textured}
 
 
-def random_appearance(obj: ObjectModel, rng: np.random.Generator, kind: str | None = None) -> ObjectModel:
-    """A random-appearance variant of `obj` (kind drawn with VARIANT_WEIGHTS unless given)."""
+def random_appearance(obj: ObjectModel, rng: np.random.Generator, kind: str | None = None,
+                      texture: np.ndarray | None = None) -> ObjectModel:
+    """A random-appearance variant of `obj` (kind drawn with VARIANT_WEIGHTS unless given).
+
+    texture: an (h, w, 3) uint8 image (e.g. a photograph) to project on the object: kind "texture"."""
+    if texture is not None:
+        if kind not in (None, "texture"):
+            raise ValueError(f"random_appearance: a texture image needs kind 'texture', got '{kind}'")
+        seed = int(rng.integers(2**62))
+        texture = np.ascontiguousarray(texture, dtype=np.uint8)
+        tag = f"texture:{seed}:{hashlib.sha256(texture.tobytes()).hexdigest()[:16]}"
+        return _variant(obj, _box_textured(obj, np.random.default_rng(seed), texture), tag)
     if kind is None:
         kind = VARIANT_KINDS[int(rng.choice(len(VARIANT_KINDS), p=VARIANT_WEIGHTS))]
     if kind not in _BUILDERS:

@@ -43,7 +43,10 @@ class DataConfig:
     geometry-only meshes; textured_random_appearance_probability for textured ones);
     grey_template_probability: the template of a query with colours is the grey geometry-only render;
     visibility_tolerance_m / visibility_tolerance_diameter: depth agreement for GT visibility
-    (max of the two); scene: SynthSettings overrides (objects_per_scene, focal_jitter, ...).
+    (max of the two); scene: SynthSettings overrides (objects_per_scene, focal_jitter, ...);
+    photo_background_probability / photo_plane_probability / photo_texture_probability: a real photograph
+    (training/photos.py) instead of a procedural texture behind the scene, on the support plane and on a
+    randomly textured object.
     """
 
     meshes_dir: Path | None = None
@@ -64,6 +67,9 @@ class DataConfig:
     queries_per_image: int = 3
     infonce_max_pairs: int = 64
     template_cache_views: int = 512
+    photo_background_probability: float = 0.0
+    photo_plane_probability: float = 0.0
+    photo_texture_probability: float = 0.0
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     scene: dict = field(default_factory=lambda: {"objects_per_scene": (3, 7), "in_air_probability": 0.5,
                                                  "focal_jitter": 0.3, "roll_rad": 3.14159, "distance_factor": (0.5, 1.1)})
@@ -73,7 +79,8 @@ class DataConfig:
         _check(self.template_level in (0, 1, 2), f"{o}.template_level must be 0, 1 or 2, got {self.template_level}")
         _check(self.nearest_templates >= 1, f"{o}.nearest_templates must be ≥ 1")
         for name in ("min_visib_fract", "box_only_probability", "random_appearance_probability",
-                     "textured_random_appearance_probability", "grey_template_probability"):
+                     "textured_random_appearance_probability", "grey_template_probability",
+                     "photo_background_probability", "photo_plane_probability", "photo_texture_probability"):
             _check(0 <= getattr(self, name) <= 1, f"{o}.{name} must be in [0, 1], got {getattr(self, name)}")
         _check(self.min_visible_px >= 1 and self.images_per_layout >= 1 and self.queries_per_image >= 1
                and self.infonce_max_pairs >= 1 and self.template_cache_views >= 1,

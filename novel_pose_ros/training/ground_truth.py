@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from novel_pose_ros.estimation.correspondences import crop_pixels_to_cells
-from novel_pose_ros.geometry.camera import project_points
+from novel_pose_ros.geometry.camera import inplane_angle_rad, project_points
 from novel_pose_ros.geometry.crop import transform_pixels
 from novel_pose_ros.geometry.se3 import transform_points
 from novel_pose_ros.networks.picopose.config import FLOW_SIZES, IMAGE_SIZE, PATCH_GRID, PATCH_PX
@@ -69,18 +69,6 @@ def _mean_focal(K: np.ndarray) -> float:
     return float(np.mean(np.diag(np.asarray(K))[:2]))
 
 
-def _ray_rotation(t: np.ndarray) -> np.ndarray:
-    """Smallest rotation taking the optical axis (0, 0, 1) to the direction of t."""
-    ray = np.asarray(t, dtype=np.float64) / np.linalg.norm(t)
-    axis = np.cross([0.0, 0.0, 1.0], ray)
-    sin, cos = np.linalg.norm(axis), ray[2]
-    if sin < 1e-12:
-        return np.eye(3)
-    k = axis / sin
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + sin * K + (1 - cos) * K @ K
-
-
 def origin_in_crop(T_cam_obj: np.ndarray, K: np.ndarray, M_crop_img: np.ndarray) -> np.ndarray:
     """Projected object origin in integer-centred crop pixels (2,)."""
     return transform_pixels(M_crop_img, project_points(K, np.asarray(T_cam_obj)[:3, 3][None]))[0]
@@ -94,10 +82,7 @@ def affine_truth(template: TemplateCrop, T_q: np.ndarray, K_q: np.ndarray, M_q: 
     size_q = _mean_focal(K_q) * M_q[0, 0] / np.linalg.norm(T_q[:3, 3])
     size_t = _mean_focal(template.K) * template.M_crop_img[0, 0] / np.linalg.norm(T_t[:3, 3])
     scale = float(size_q / size_t)
-    R_q = _ray_rotation(T_q[:3, 3]).T @ T_q[:3, :3]
-    R_t = _ray_rotation(T_t[:3, 3]).T @ T_t[:3, :3]
-    R_rel = R_q @ R_t.T
-    angle = float(np.arctan2(R_rel[1, 0] - R_rel[0, 1], R_rel[0, 0] + R_rel[1, 1]))
+    angle = inplane_angle_rad(T_q, T_t)
     linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     affine = np.hstack([linear, (c_q - linear @ c_t)[:, None]])
     return AffineTruth((c_q - c_t) / PATCH_PX, scale, angle, affine)

@@ -27,11 +27,12 @@ from novel_pose_ros.synth.backgrounds import procedural_texture, random_backgrou
 from novel_pose_ros.synth.lighting import random_lighting
 from novel_pose_ros.synth.scene_sampling import sample_camera, sample_intrinsics, sample_layout
 from novel_pose_ros.templates import TemplateSettings
-from novel_pose_ros.training.appearance import geometry_only, random_appearance
+from novel_pose_ros.training.appearance import TEXTURE_PX, geometry_only, random_appearance
 from novel_pose_ros.training.augment import augment_rgb
 from novel_pose_ros.training.config import DataConfig
 from novel_pose_ros.training.ground_truth import affine_truth, all_flow_truths, infonce_positives
 from novel_pose_ros.training.objects import ObjectPool, StoredStablePoses
+from novel_pose_ros.training.photos import PhotoBank, photos_dir
 from novel_pose_ros.training.template_views import TemplateViews, nearest_views
 from novel_pose_ros.types import Detection, Frame, ObjectModel
 
@@ -87,7 +88,8 @@ class SceneImage:
 class PairSampler:
     """Makes TrainingPairs from the objects of a pool; one renderer per process (created lazily)."""
 
-    def __init__(self, pool: ObjectPool, config: DataConfig, renderer: Renderer | None = None) -> None:
+    def __init__(self, pool: ObjectPool, config: DataConfig, renderer: Renderer | None = None,
+                 photos: PhotoBank | None = None) -> None:
         if len(pool) == 0:
             raise ValueError("PairSampler: the object pool is empty")
         self.pool = pool
@@ -97,12 +99,34 @@ class PairSampler:
         self._renderer = renderer
         self._views: TemplateViews | None = None
         self._stable = StoredStablePoses(pool.manifest.root / "stable_poses" if pool.manifest is not None else None)
+        self._photos = photos  # None: the photographs next to the training meshes, loaded at first use
 
     @property
     def renderer(self) -> Renderer:
         if self._renderer is None:
             self._renderer = create_renderer("auto")
         return self._renderer
+
+    @property
+    def photos(self) -> PhotoBank:
+        """The photographs next to the training meshes (loaded at first use; only when a photo probability > 0)."""
+        if self._photos is None:
+            if self.pool.manifest is None:
+                raise FileNotFoundError("photo probabilities > 0 need a training-mesh folder (its photos/)")
+            self._photos = PhotoBank(photos_dir(self.pool.manifest.root))
+        return self._photos
+
+    def texture(self, rng: np.random.Generator, size: int, photo_probability: float) -> np.ndarray:
+        """(size, size, 3) uint8: a photograph with photo_probability, else a procedural texture."""
+        if photo_probability > 0 and rng.random() < photo_probability:
+            return self.photos.view(rng, size, size)
+        return procedural_texture(rng, size)
+
+    def appearance(self, base: ObjectModel, rng: np.random.Generator) -> ObjectModel:
+        """A random appearance of `base`; a textured one wears a photograph with photo_texture_probability."""
+        p = self.config.photo_texture_probability
+        photo = self.photos.view(rng, TEXTURE_PX, TEXTURE_PX) if p > 0 and rng.random() < p else None
+        return random_appearance(base, rng, texture=photo)
 
     def template_object(self, shown: ObjectModel, base: ObjectModel, rng: np.random.Generator) -> tuple[ObjectModel, bool]:
         """(what a template or render of the instance shows, grey): the instance as drawn in the scene
@@ -149,9 +173,10 @@ class PairSampler:
         for placed in layout.objects:
             base = placed.obj
             p = cfg.textured_random_appearance_probability if base.has_appearance else cfg.random_appearance_probability
-            shown[id(placed)] = random_appearance(base, rng) if rng.random() < p else base
+            shown[id(placed)] = self.appearance(base, rng) if rng.random() < p else base
         K = sample_intrinsics(rng, self.synth)
-        plane = support_plane(procedural_texture(rng, PLANE_TEXTURE_PX), rng.uniform(*self.synth.plane_half_size_m),
+        plane = support_plane(self.texture(rng, PLANE_TEXTURE_PX, cfg.photo_plane_probability),
+                              rng.uniform(*self.synth.plane_half_size_m),
                               rng.uniform(*self.synth.plane_texture_tile_m))
         for _ in range(cfg.images_per_layout):
             try:
@@ -169,7 +194,8 @@ class PairSampler:
         objects = self.renderer.render([(o, T) for o, _, T in instances], K, w, h, lighting)
         floor = self.renderer.render([plane], K, w, h, lighting)
         in_front = (objects.labels > 0) & ((floor.depth_m == 0) | (objects.depth_m <= floor.depth_m))
-        background = random_background(rng, w, h)
+        p = self.config.photo_background_probability
+        background = self.photos.view(rng, w, h) if p > 0 and rng.random() < p else random_background(rng, w, h)
         rgb = np.where(in_front[..., None], objects.rgb, np.where((floor.depth_m > 0)[..., None], floor.rgb, background))
         depth = np.where(in_front, objects.depth_m, 0.0).astype(np.float32)
         return SceneImage(np.ascontiguousarray(rgb, dtype=np.uint8), depth,

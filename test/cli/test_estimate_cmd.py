@@ -1,8 +1,7 @@
-"""`novel-pose estimate` and `novel-pose eval-run` end to end on a synthetic BOP dataset (untrained weights)."""
+"""`novel-pose estimate` and `novel-pose eval-run` end to end on a synthetic BOP dataset (shipped and untrained weights)."""
 import json
 
 import cv2
-import numpy as np
 import pytest
 
 from helpers import BUNDLED_OBJECTS
@@ -37,7 +36,7 @@ def test_estimate_writes_poses_and_an_overlay(synthetic, tmp_path, capsys):
     assert len(poses["poses"]) == len(detections) and poses["failures"] == []
     first = poses["poses"][0]
     assert {"object", "object_id", "instance", "score", "R", "t_m", "quaternion_xyzw", "source", "inlier_ratio"} <= set(first)
-    assert set(poses["timings_s"]) == {"crop", "backbone", "stage1", "stage2", "stage3", "pnp"}
+    assert set(poses["timings_s"]) == {"crop", "backbone", "stage1", "stage2", "stage3", "pnp", "verify"}
     overlay = cv2.imread(str(tmp_path / "overlay.png"))
     assert overlay.shape == (480, 640, 3)
     assert "poses" in capsys.readouterr().out
@@ -56,11 +55,11 @@ def test_estimate_rejects_a_bad_camera_with_a_message(synthetic, tmp_path, capsy
     assert "not a readable image" in capsys.readouterr().err
 
 
-def test_eval_run_then_eval(synthetic, tmp_path, capsys):
-    results = tmp_path / "results.csv"
+def _eval_run_ar(synthetic, tmp_path, capsys, *extra) -> float:
+    results = tmp_path / f"results{len(extra)}.csv"
     assert main(["eval-run", "--dataset", str(synthetic / "dataset"), "--detections",
                  str(synthetic / "dataset" / "detections_gt.json"), "--templates", str(synthetic / "templates"),
-                 "--out", str(results)]) == 0
+                 "--out", str(results), *extra]) == 0
     rows, problems = read_results_csv(results)
     dataset = BopDataset(synthetic / "dataset")
     assert problems == [] and len(rows) >= len(dataset.targets)
@@ -69,5 +68,13 @@ def test_eval_run_then_eval(synthetic, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "--dataset", str(synthetic / "dataset"), "--results", str(results)]) == 0
     all_row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("all "))
-    ar = float(all_row.split()[5])
-    assert 0.0 <= ar <= 1.0 and np.isfinite(ar)  # untrained weights: the number is a floor, not a claim
+    return float(all_row.split()[5])
+
+
+def test_eval_run_then_eval_shows_the_shipped_weights_are_trained(synthetic, tmp_path, capsys):
+    """Unseen objects on synthetic scenes: the shipped weights score AR 0.38 here (measured), seeded untrained
+    weights (`--network small`, none shipped) 0.00–0.05; a swap of the shipped weights for untrained ones fails."""
+    shipped = _eval_run_ar(synthetic, tmp_path, capsys)
+    untrained = _eval_run_ar(synthetic, tmp_path, capsys, "--network", "small")
+    assert untrained < 0.1
+    assert shipped >= 0.2 and shipped > untrained + 0.15

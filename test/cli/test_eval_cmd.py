@@ -70,3 +70,36 @@ def test_eval_exits_2_when_nothing_can_be_evaluated(tmp_path, capsys):
     assert json.loads(json_path.read_text())["problems"][0]["where"] == f"{results}:2"
     assert main(["eval", "--dataset", str(tmp_path / "nowhere"), "--results", str(results)]) == 2
     assert "no 'test' folder" in capsys.readouterr().err
+
+
+def test_eval_breakdown_writes_json_png_and_prints_the_table(tmp_path, capsys):
+    """A tiny hand-written dataset (test/bop/test_breakdown.py): object 1 flipped in two of its three images."""
+    import cv2
+    import numpy as np
+
+    from bop.test_breakdown import FLIPS, RANKS, SOURCES, write_results_and_diagnostics, write_tiny_dataset
+
+    dataset = write_tiny_dataset(tmp_path / "bop")
+    for image in dataset.images():
+        image.image_path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(image.image_path), np.zeros((480, 640, 3), np.uint8))
+    results, diagnostics = write_results_and_diagnostics(dataset, tmp_path, RANKS, SOURCES, FLIPS)
+    out = tmp_path / "breakdown"
+    args = ["eval", "--dataset", str(dataset.root), "--results", str(results), "--breakdown", str(out)]
+    assert main(args + ["--diagnostics", str(diagnostics)]) == 0
+    captured = capsys.readouterr()
+    assert "AR_MSSD" in captured.out and "rot p50°" in captured.out and "top-1 %" in captured.out
+    rows = {line.split()[0]: line.split() for line in captured.out.splitlines() if line.startswith(("obj_000001", "all"))}
+    assert rows["obj_000001"][:5] == ["obj_000001", "3", "0", "180.0", "66.7"]  # targets, missing, rot p50°, flip %
+    assert rows["all"][:5] == ["all", "6", "0", "0.0", "33.3"] and rows["all"][-4:] == ["40.0", "80.0", "33.3", "35.0"]
+
+    data = json.loads((out / "breakdown.json").read_text())
+    assert {"overall", "objects", "targets", "settings", "results_file", "diagnostics_file"} <= set(data)
+    assert len(data["targets"]) == 6 and data["overall"]["diagnostics"]["top1_rate"] == pytest.approx(0.4)
+    png = cv2.imread(str(out / "breakdown.png"))
+    assert png is not None and png.shape == (640, 960, 3)
+    assert (png < 128).any(axis=2).mean() > 0.01 and len(np.unique(png.reshape(-1, 3), axis=0)) > 10  # bars and text
+
+    assert main(args[:-2] + ["--diagnostics", str(diagnostics)]) == 2  # --diagnostics needs --breakdown
+    assert "--diagnostics needs --breakdown" in capsys.readouterr().err
+    assert main(args[:-2]) == 0 and "rot p50°" not in capsys.readouterr().out  # plain eval: no breakdown
