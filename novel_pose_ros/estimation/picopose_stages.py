@@ -3,8 +3,10 @@
 Stage 1 scores every template of a detection's object with the query's last backbone map
 and keeps the top N; stage 2 regresses a 2D affine per (query, template) pair; stage 3
 predicts dense flow + certainty on the 64×64 grid, which becomes 2D–3D correspondences and
-a pose through EPnP + RANSAC per hypothesis. The hypothesis with the highest inlier ratio
-wins; when no PnP succeeds, the stage-2 affine of the best-scored template gives the pose.
+a pose through EPnP + RANSAC per hypothesis. Among hypotheses with at least `min_inliers` inliers,
+the one of highest inlier ratio (PicoPose) or count wins here, and with the silhouette rule the
+Estimator re-decides among them by rendering (verification.py); when no PnP succeeds, the stage-2
+affine of the best-scored template gives the pose.
 """
 from __future__ import annotations
 
