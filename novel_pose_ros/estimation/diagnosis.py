@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from novel_pose_ros.geometry.camera import inplane_angle_rad
+from novel_pose_ros.geometry.se3 import viewing_direction_obj
 
 ORACLE_SWITCHES = ("template", "inplane", "depth")
 
@@ -74,13 +75,6 @@ class StageDiagnostics:
         values = asdict(self)
         values["hypothesis_support"] = [list(s) for s in self.hypothesis_support]
         return values
-
-
-def viewing_direction_obj(T_cam_obj: np.ndarray) -> np.ndarray:
-    """(3,) unit direction from the object origin to the camera, in the object frame."""
-    R, t = np.asarray(T_cam_obj)[:3, :3], np.asarray(T_cam_obj)[:3, 3]
-    camera_obj = -R.T @ t
-    return camera_obj / max(float(np.linalg.norm(camera_obj)), 1e-12)
 
 
 def nearest_template(T_true: np.ndarray, template_poses: np.ndarray) -> tuple[int, float]:

@@ -208,12 +208,12 @@ class PicoPoseStages:
         hypotheses, support, best = [], [], None  # best: (key, index into pairs, template rank, source)
         indices = [i for i, p in enumerate(pairs) if p[0] == slot]
         for position, i in enumerate(indices):
-            view, (result, _) = pairs[i][1], results[i]
+            view, (result, count) = pairs[i][1], results[i]
             turn = position % turns
             source = f"pnp:view{view}" + (f"+turn{360 * turn // turns}" if turn else "")
             if result.success and len(result.inliers) >= self.config.min_inliers:
                 hypotheses.append(PoseHypothesis(result.T_cam_obj, result.inlier_ratio, source))
-                support.append((len(result.inliers), results[i][1]))
+                support.append((len(result.inliers), count))
                 key = self.hypothesis_key(result)
                 if best is None or key > best[0]:
                     best = (key, i, position // turns, source)

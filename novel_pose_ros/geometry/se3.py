@@ -118,3 +118,10 @@ def look_at_T_cam_obj(camera_position_obj: np.ndarray, up_obj: np.ndarray = (0.0
     x_cam = np.cross(y_cam, z_cam)
     R_cam_obj = np.stack([x_cam, y_cam, z_cam])  # rows: camera axes in object coordinates
     return make_T(R_cam_obj, -R_cam_obj @ position)
+
+
+def viewing_direction_obj(T_cam_obj: np.ndarray) -> np.ndarray:
+    """(3,) unit direction from the object origin to the camera, in the object frame."""
+    R, t = np.asarray(T_cam_obj)[:3, :3], np.asarray(T_cam_obj)[:3, 3]
+    camera_obj = -R.T @ t
+    return camera_obj / max(float(np.linalg.norm(camera_obj)), 1e-12)

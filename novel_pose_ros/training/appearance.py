@@ -105,13 +105,14 @@ def random_appearance(obj: ObjectModel, rng: np.random.Generator, kind: str | No
     if texture is not None:
         if kind not in (None, "texture"):
             raise ValueError(f"random_appearance: a texture image needs kind 'texture', got '{kind}'")
-        seed = int(rng.integers(2**62))
-        texture = np.ascontiguousarray(texture, dtype=np.uint8)
-        tag = f"texture:{seed}:{hashlib.sha256(texture.tobytes()).hexdigest()[:16]}"
-        return _variant(obj, _box_textured(obj, np.random.default_rng(seed), texture), tag)
+        kind = "texture"
     if kind is None:
         kind = VARIANT_KINDS[int(rng.choice(len(VARIANT_KINDS), p=VARIANT_WEIGHTS))]
     if kind not in _BUILDERS:
         raise ValueError(f"appearance kind must be one of {VARIANT_KINDS}, got '{kind}'")
     seed = int(rng.integers(2**62))
-    return _variant(obj, _BUILDERS[kind](obj, np.random.default_rng(seed)), f"{kind}:{seed}")
+    if texture is None:
+        return _variant(obj, _BUILDERS[kind](obj, np.random.default_rng(seed)), f"{kind}:{seed}")
+    texture = np.ascontiguousarray(texture, dtype=np.uint8)
+    tag = f"{kind}:{seed}:{hashlib.sha256(texture.tobytes()).hexdigest()[:16]}"  # the image is part of the look
+    return _variant(obj, _box_textured(obj, np.random.default_rng(seed), texture), tag)

@@ -116,17 +116,17 @@ class PairSampler:
             self._photos = PhotoBank(photos_dir(self.pool.manifest.root))
         return self._photos
 
-    def texture(self, rng: np.random.Generator, size: int, photo_probability: float) -> np.ndarray:
-        """(size, size, 3) uint8: a photograph with photo_probability, else a procedural texture."""
-        if photo_probability > 0 and rng.random() < photo_probability:
-            return self.photos.view(rng, size, size)
-        return procedural_texture(rng, size)
+    def photo(self, rng: np.random.Generator, width: int, height: int, probability: float) -> np.ndarray | None:
+        """With `probability`, a (height, width, 3) uint8 view of a photograph, else None. Draws nothing from rng
+        when the probability is 0, so configs without photographs sample exactly as before."""
+        if probability > 0 and rng.random() < probability:
+            return self.photos.view(rng, width, height)
+        return None
 
     def appearance(self, base: ObjectModel, rng: np.random.Generator) -> ObjectModel:
-        """A random appearance of `base`; a textured one wears a photograph with photo_texture_probability."""
-        p = self.config.photo_texture_probability
-        photo = self.photos.view(rng, TEXTURE_PX, TEXTURE_PX) if p > 0 and rng.random() < p else None
-        return random_appearance(base, rng, texture=photo)
+        """A random appearance of `base`; with photo_texture_probability a photograph projected on it."""
+        return random_appearance(base, rng, texture=self.photo(rng, TEXTURE_PX, TEXTURE_PX,
+                                                                self.config.photo_texture_probability))
 
     def template_object(self, shown: ObjectModel, base: ObjectModel, rng: np.random.Generator) -> tuple[ObjectModel, bool]:
         """(what a template or render of the instance shows, grey): the instance as drawn in the scene
@@ -175,7 +175,8 @@ class PairSampler:
             p = cfg.textured_random_appearance_probability if base.has_appearance else cfg.random_appearance_probability
             shown[id(placed)] = self.appearance(base, rng) if rng.random() < p else base
         K = sample_intrinsics(rng, self.synth)
-        plane = support_plane(self.texture(rng, PLANE_TEXTURE_PX, cfg.photo_plane_probability),
+        texture = self.photo(rng, PLANE_TEXTURE_PX, PLANE_TEXTURE_PX, cfg.photo_plane_probability)
+        plane = support_plane(procedural_texture(rng, PLANE_TEXTURE_PX) if texture is None else texture,
                               rng.uniform(*self.synth.plane_half_size_m),
                               rng.uniform(*self.synth.plane_texture_tile_m))
         for _ in range(cfg.images_per_layout):
@@ -194,8 +195,8 @@ class PairSampler:
         objects = self.renderer.render([(o, T) for o, _, T in instances], K, w, h, lighting)
         floor = self.renderer.render([plane], K, w, h, lighting)
         in_front = (objects.labels > 0) & ((floor.depth_m == 0) | (objects.depth_m <= floor.depth_m))
-        p = self.config.photo_background_probability
-        background = self.photos.view(rng, w, h) if p > 0 and rng.random() < p else random_background(rng, w, h)
+        background = self.photo(rng, w, h, self.config.photo_background_probability)
+        background = random_background(rng, w, h) if background is None else background
         rgb = np.where(in_front[..., None], objects.rgb, np.where((floor.depth_m > 0)[..., None], floor.rgb, background))
         depth = np.where(in_front, objects.depth_m, 0.0).astype(np.float32)
         return SceneImage(np.ascontiguousarray(rgb, dtype=np.uint8), depth,

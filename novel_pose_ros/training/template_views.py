@@ -18,7 +18,7 @@ import numpy as np
 from novel_pose_ros.estimation.template_bank import TemplateBank, build_template_bank, patch_grid_mask
 from novel_pose_ros.geometry.crop import box_from_mask, crop_transform, square_box_around, warp_crop
 from novel_pose_ros.geometry.icosphere import viewpoint_directions
-from novel_pose_ros.geometry.se3 import look_at_T_cam_obj
+from novel_pose_ros.geometry.se3 import look_at_T_cam_obj, viewing_direction_obj
 from novel_pose_ros.networks.picopose.config import FLOW_SIZES, PATCH_GRID
 from novel_pose_ros.render import Renderer
 from novel_pose_ros.templates import TemplateSet, TemplateSettings, TemplateView
@@ -61,10 +61,7 @@ def nearest_views(T_cam_obj: np.ndarray, level: int, count: int) -> np.ndarray:
     """Indices of the `count` icosphere views whose direction is closest to the query's viewing direction.
 
     The direction is the one from the object origin to the camera, in the object frame."""
-    R, t = np.asarray(T_cam_obj)[:3, :3], np.asarray(T_cam_obj)[:3, 3]
-    camera_obj = -R.T @ t
-    direction = camera_obj / max(np.linalg.norm(camera_obj), 1e-12)
-    return np.argsort(-(viewpoint_directions(level) @ direction), kind="stable")[:count]
+    return np.argsort(-(viewpoint_directions(level) @ viewing_direction_obj(T_cam_obj)), kind="stable")[:count]
 
 
 class TemplateViews:
