@@ -175,6 +175,9 @@ class PoseHypothesis:
     T_cam_obj: np.ndarray
     score: float
     source: str  # which stage produced it, e.g. "pnp", "affine_fallback"
+    inliers: int = 0  # PnP inliers of the pose (0 where no PnP made it)
+    correspondences: int = 0  # of how many 2D-3D correspondences
+    template_score: float = 0.0  # the coarse stage's score of the hypothesis' template (PicoPose stage 1)
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,9 @@ class PoseEstimate:
 
     object_id: the object's name; instance: index among this frame's instances of that object.
     T_cam_obj: (4, 4) pose of the object in the camera optical frame (metres).
-    score: confidence in [0, 1]; detection_index: which input detection it came from.
+    score: the detector's score of the detection (in [0, 1]); detection_index: which input detection it came from.
+    confidence: the estimated probability that the pose is right (MSSD < 0.2 × the object's diameter), from
+    the verification features `evidence` (estimation/confidence.py); None where no model was applied.
     """
 
     object_id: str
@@ -193,6 +198,13 @@ class PoseEstimate:
     detection_index: int
     timings: StageTimings = field(default_factory=StageTimings)
     hypotheses: tuple[PoseHypothesis, ...] = ()
+    confidence: float | None = None
+    evidence: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ranking_score(self) -> float:
+        """What orders poses (best instance, BOP top-N): the confidence, else the detection score."""
+        return self.score if self.confidence is None else self.confidence
 
     def __post_init__(self) -> None:
         T = check_shape("PoseEstimate.T_cam_obj", self.T_cam_obj, (4, 4))

@@ -54,12 +54,17 @@ STAGE_SOURCES = {
     "encoder": "Co-op coarse: encoder graph on the query crops (key 'encoder')",
     "match": "Co-op coarse: match graph on every (query, template) pair + template scores + top-N (key 'match')",
     "pnp": "correspondences + EPnP/RANSAC per hypothesis + choice or fallback (key 'pnp')",
-    "verify": "hypothesis_rule silhouette: render each hypothesis in the query crop, IoU with the detection (key 'verify')",
+    "verify": "render each hypothesis in the query crop, its agreement with the detection, the silhouette choice "
+              "(hypothesis_rule silhouette) (key 'verify')",
+    "align": "silhouette_alignment: render the chosen pose once, fit scale and shift of its mask to the detection "
+             "mask (key 'align')",
     "refine": "pipelines with +refine: per round window, render, refiner graph, LM-PnP (key 'refine')",
+    "confidence": "one shaded render of the final pose, its outline, edge and agreement checks, the confidence "
+                  "model (key 'confidence')",
     "select": "pipeline coop+refine+select: window, render, selector graph per refined hypothesis (key 'select')",
     "total": "wall time of the whole Estimator.run call: the stages above + pose assembly",
 }
-STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "verify")  # pipeline picopose, default rule
+STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "verify", "align", "confidence")  # picopose, defaults
 REPORTED = STAGE_KEYS + ("total",)
 MAX_OBJECTS_PER_FRAME = 64
 # Frames a little less cropped than the synth default, and every instance visible enough to be a

@@ -14,6 +14,8 @@ import numpy as np
 
 from novel_pose_ros.geometry.se3 import is_rotation, make_T
 
+# what the estimator runner may write as `score`: the pose confidence or the detector's score
+RESULT_SCORES = ("confidence", "detection")
 HEADER = ["scene_id", "im_id", "obj_id", "score", "R", "t", "time"]
 M_PER_MM = 1e-3
 

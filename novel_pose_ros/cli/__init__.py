@@ -8,6 +8,7 @@ import sys
 from novel_pose_ros import __version__
 from novel_pose_ros.cli import (
     bench_cmd,
+    confidence_cmd,
     demo_cmd,
     detections_cmd,
     engine_cmd,
@@ -21,7 +22,7 @@ from novel_pose_ros.cli import (
 )
 
 COMMAND_GROUPS = (templates_cmd, bench_cmd, demo_cmd, estimate_cmd, eval_cmd, synth_cmd, detections_cmd, weights_cmd, export_cmd,
-                  train_cmd, engine_cmd)
+                  train_cmd, engine_cmd, confidence_cmd)
 # Errors caused by what the user gave us: reported in one line, exit code 2.
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError)
 

@@ -24,8 +24,8 @@ from novel_pose_ros.render import create_renderer
 from novel_pose_ros.runtime import BACKENDS, PRECISIONS
 from novel_pose_ros.templates import TemplateSettings, ensure_templates
 
-ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "encoder", "match", "pnp", "verify", "refine",
-                     "select", "total")
+ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "encoder", "match", "pnp", "verify", "align",
+                     "refine", "select", "confidence", "total")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -71,7 +71,7 @@ def _report(label: str, results: list) -> tuple[bool, list[tuple[float, float]]]
             rows.append([frame, instance, " ".join(f"{v:+.3f}" for v in T[:3, 3]), " ".join(f"{v:+.0f}" for v in rotvec),
                          f"{score:.2f}", te, re, len(result.ground_truth), latency])
     print(f"\n== {label}: {len(results)} frames ==")
-    print(format_table(["frame", "instance", "t (m)", "rotation vector (deg)", "score", "t err (mm)", "R err (deg)",
+    print(format_table(["frame", "instance", "t (m)", "rotation vector (deg)", "confidence", "t err (mm)", "R err (deg)",
                         "GT objects", "latency (ms)"], rows))
     for result in results:
         if result.overlay_path:

@@ -12,7 +12,7 @@ import numpy as np
 
 from novel_pose_ros.bop.dataset import BopDataset
 from novel_pose_ros.bop.detections import group_by_image, read_detections_json
-from novel_pose_ros.bop.results import write_results_csv
+from novel_pose_ros.bop.results import RESULT_SCORES, write_results_csv
 from novel_pose_ros.cli.table import format_table
 from novel_pose_ros.estimation import EstimatorConfig
 from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PIPELINES
@@ -31,13 +31,15 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 
-def _estimator_arguments(parser: argparse.ArgumentParser) -> None:
+def estimator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, default=None, help="PicoPose checkpoint (default: the shipped weights of --network; untrained if none shipped)")
     parser.add_argument("--network", default="small_cnn", choices=sorted(CONFIGS), help="PicoPose configuration")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
     parser.add_argument("--templates", type=Path, default=None, help="template cache folder")
+    parser.add_argument("--confidence-model", default=None,
+                        help="pose-confidence model JSON (default: the shipped one; 'none': no confidence)")
     selection_arguments(parser)
     pipeline_arguments(parser)
 
@@ -61,6 +63,9 @@ def selection_arguments(parser) -> None:
                         help="PnP hypotheses with fewer inliers do not compete")
     parser.add_argument("--inplane-hypotheses", type=int, default=EstimatorConfig.inplane_hypotheses,
                         choices=(1, 2, 4, 8), help="in-plane turns of stage 2's angle tried per template")
+    parser.add_argument("--silhouette-alignment", action=argparse.BooleanOptionalAction,
+                        default=EstimatorConfig.silhouette_alignment,
+                        help="fit the chosen pose's depth and image position to the detection mask")
     parser.add_argument("--mask-background", action=argparse.BooleanOptionalAction,
                         default=EstimatorConfig.mask_query_background,
                         help="zero the query crop outside the detection mask")
@@ -69,7 +74,8 @@ def selection_arguments(parser) -> None:
 def selection_values(args: argparse.Namespace) -> dict:
     """The EstimatorConfig values of selection_arguments."""
     return {"hypothesis_rule": args.hypothesis_rule, "min_inliers": args.min_inliers,
-            "inplane_hypotheses": args.inplane_hypotheses, "mask_query_background": args.mask_background}
+            "inplane_hypotheses": args.inplane_hypotheses, "mask_query_background": args.mask_background,
+            "silhouette_alignment": args.silhouette_alignment}
 
 
 def pipeline_values(args: argparse.Namespace) -> dict:
@@ -78,10 +84,10 @@ def pipeline_values(args: argparse.Namespace) -> dict:
             "selector_weights": args.selector_weights, "refine_iterations": args.refine_iterations}
 
 
-def _estimator_config(args: argparse.Namespace, templates_dir: Path) -> EstimatorConfig:
+def estimator_config(args: argparse.Namespace, templates_dir: Path) -> EstimatorConfig:
     return EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
                            hypotheses=args.hypotheses, templates_dir=templates_dir,
-                           **selection_values(args), **pipeline_values(args))
+                           confidence_model=args.confidence_model, **selection_values(args), **pipeline_values(args))
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -94,7 +100,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--models", type=Path, default=None, help="a BOP models/ folder instead (obj_XXXXXX.ply + models_info.json)")
     estimate.add_argument("--out", type=Path, required=True, help="poses JSON to write")
     estimate.add_argument("--overlay", type=Path, default=None, help="PNG with the estimated meshes drawn")
-    _estimator_arguments(estimate)
+    estimator_arguments(estimate)
     estimate.set_defaults(handler=run_estimate)
 
     eval_run = commands.add_parser("eval-run", help="run the estimator over a BOP dataset, write a BOP results CSV")
@@ -108,7 +114,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                                "one per CSV row) for `novel-pose eval --breakdown`")
     eval_run.add_argument("--oracle", default="", help="diagnosis only: stage outputs replaced by the ground truth, "
                           f"comma-separated of {', '.join(ORACLE_SWITCHES)} (needs --diagnostics)")
-    _estimator_arguments(eval_run)
+    eval_run.add_argument("--score", default="confidence", choices=RESULT_SCORES,
+                          help="the CSV's score column (BOP ranks estimates by it): the pose confidence or the "
+                               "detector's score")
+    estimator_arguments(eval_run)
     eval_run.set_defaults(handler=run_eval_run)
 
 
@@ -133,13 +142,16 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def report_json(report: EstimationReport, library: ObjectLibrary) -> dict:
+    """Poses (score: the detector's; confidence: the pose's, with its evidence), failures and timings."""
     poses = []
     for p in report.poses:
-        best = max(p.hypotheses, key=lambda h: h.score)
+        chosen = next((h for h in p.hypotheses if np.array_equal(h.T_cam_obj, p.T_cam_obj)), p.hypotheses[-1])
         poses.append({
             "object": p.object_id, "object_id": library.get(p.object_id).id, "instance": p.instance,
-            "detection_index": p.detection_index, "score": p.score, "R": p.R.ravel().tolist(), "t_m": p.t_m.tolist(),
-            "quaternion_xyzw": quaternion_from_matrix(p.R).tolist(), "source": best.source, "inlier_ratio": best.score,
+            "detection_index": p.detection_index, "score": p.score, "confidence": p.confidence,
+            "R": p.R.ravel().tolist(), "t_m": p.t_m.tolist(), "quaternion_xyzw": quaternion_from_matrix(p.R).tolist(),
+            "source": chosen.source, "inliers": chosen.inliers, "correspondences": chosen.correspondences,
+            "evidence": p.evidence,
         })
     failures = [{"detection_index": f.detection_index, "object": f.object_id, "cause": f.cause, "message": f.message}
                 for f in report.failures]
@@ -166,19 +178,21 @@ def run_estimate(args: argparse.Namespace) -> int:
             LOGGER.warning("detection of category %d: not in the objects file, skipped", d.obj_id)
     library = library.subset(sorted({d.obj_id for d in known}))  # onboard only what is in view
     detections = [d.to_detection(library) for d in known]
-    estimator = Estimator(library, _estimator_config(args, args.templates or default_templates_dir()))
+    estimator = Estimator(library, estimator_config(args, args.templates or default_templates_dir()))
     report = estimator.run(frame, detections)
     for failure in report.failures:
         LOGGER.warning("%s", failure.message)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report_json(report, library), indent=1))
-    print(format_table(["object", "inst", "score", "t (m)", "source", "inliers"],
-                       [[p["object"], p["instance"], p["score"], " ".join(f"{v:+.3f}" for v in p["t_m"]), p["source"],
-                         p["inlier_ratio"]] for p in report_json(report, library)["poses"]]))
+    print(format_table(["object", "inst", "confidence", "det score", "t (m)", "source", "inliers"],
+                       [[p["object"], p["instance"], "n/a" if p["confidence"] is None else f"{p['confidence']:.2f}",
+                         f"{p['score']:.2f}", " ".join(f"{v:+.3f}" for v in p["t_m"]), p["source"],
+                         f"{p['inliers']}/{p['correspondences']}"] for p in report_json(report, library)["poses"]]))
     print(f"{len(report.poses)} poses, {len(report.failures) + unknown} detections without a pose; "
           f"{report.timings.total_s * 1000:.0f} ms; poses: {args.out}")
     if args.overlay:
-        labels = [(library.get(p.object_id), p.T_cam_obj, f"{p.object_id}#{p.instance}") for p in report.poses]
+        labels = [(library.get(p.object_id), p.T_cam_obj, f"{p.object_id}#{p.instance}", p.confidence)
+                  for p in report.poses]
         overlay = draw_overlay(frame.image, frame.K, labels, estimator.renderer)
         args.overlay.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(args.overlay), overlay[..., ::-1])
@@ -197,9 +211,9 @@ def run_eval_run(args: argparse.Namespace) -> int:
     oracle = Oracle.parse(args.oracle)
     if oracle.any and args.diagnostics is None:
         raise ValueError(f"--oracle {oracle.label} needs --diagnostics (oracle results are for diagnosis only)")
-    summary = run_on_dataset(dataset, bop_detections, _estimator_config(args, templates),
+    summary = run_on_dataset(dataset, bop_detections, estimator_config(args, templates),
                              dataset.target_images()[: args.max_images], show_progress=True,
-                             diagnose=args.diagnostics is not None, oracle=oracle)
+                             diagnose=args.diagnostics is not None, oracle=oracle, score=args.score)
     write_results_csv(args.out, summary.results)
     if args.diagnostics is not None:
         args.diagnostics.parent.mkdir(parents=True, exist_ok=True)

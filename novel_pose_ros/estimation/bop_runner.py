@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from novel_pose_ros.bop.dataset import BopDataset, BopImage
 from novel_pose_ros.bop.detections import BopDetection, group_by_image
-from novel_pose_ros.bop.results import PoseResult
+from novel_pose_ros.bop.results import RESULT_SCORES, PoseResult
 from novel_pose_ros.estimation.config import EstimatorConfig
 from novel_pose_ros.estimation.diagnosis import Oracle
 from novel_pose_ros.estimation.estimator import Estimator
@@ -43,14 +43,19 @@ def run_on_dataset(
     show_progress: bool = False,
     diagnose: bool = False,
     oracle: Oracle = Oracle(),
+    score: str = "confidence",
 ) -> BopRunSummary:
     """Estimate the poses of `detections` in `images` (default: every image with targets).
 
     The estimator is built for the objects of those images' targets; detections of other objects
     are ignored. Onboarding is not part of the per-image times. diagnose: give the estimator each
     detection's ground truth (`gt_for_detection`) and collect its per-pose diagnostics; oracle:
-    stage outputs replaced by the truth (implies diagnose).
+    stage outputs replaced by the truth (implies diagnose). score: what the CSV's score column holds (BOP
+    ranks estimates by it): "confidence" (the pose confidence, the detection score where there is none)
+    or "detection" (the detector's score).
     """
+    if score not in RESULT_SCORES:
+        raise ValueError(f"score must be one of {RESULT_SCORES}, got '{score}'")
     diagnose = diagnose or oracle.any
     images = dataset.target_images() if images is None else images
     keys = {(i.scene_id, i.im_id) for i in images}
@@ -68,14 +73,18 @@ def run_on_dataset(
         elapsed = time.perf_counter() - start
         seconds.append(elapsed)
         failures += len(report.failures)
-        results += [PoseResult(image.scene_id, image.im_id, library.get(p.object_id).id, p.score, p.T_cam_obj, elapsed)
+        results += [PoseResult(image.scene_id, image.im_id, library.get(p.object_id).id,
+                               p.ranking_score if score == "confidence" else p.score, p.T_cam_obj, elapsed)
                     for p in report.poses]
         if diagnose:
             for p in report.poses:
                 entry = report.diagnostics.get(p.detection_index)
+                T_gt = truths[p.detection_index]
                 diagnostics.append({"scene_id": image.scene_id, "im_id": image.im_id,
                                     "obj_id": library.get(p.object_id).id, "oracle": oracle.label,
-                                    **(entry.to_dict() if entry is not None else {})})
+                                    **(entry.to_dict() if entry is not None else {}),
+                                    "detection_score": p.score, "confidence": p.confidence, "evidence": p.evidence,
+                                    "T_gt": None if T_gt is None else np.asarray(T_gt).ravel().tolist()})
     return BopRunSummary(results, len(images), failures, seconds, diagnostics if diagnose else None)
 
 

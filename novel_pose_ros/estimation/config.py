@@ -58,6 +58,11 @@ class EstimatorConfig:
     min_inliers: a PnP hypothesis with fewer inliers does not compete (PicoPose: any success);
     inplane_hypotheses: each template hypothesis also runs stage 3 + PnP with stage 2's in-plane angle turned
     by k·360°/n (n = 1: PicoPose, stage 2's angle only); the PnP support then decides.
+    confidence_model: the pose-confidence model (estimation/confidence.py): None = the shipped one,
+    "none" = no confidence (PoseEstimate.confidence None), else a JSON file of `novel-pose confidence fit`.
+    silhouette_alignment: fit the chosen pose's depth and image position to the detection mask
+    (estimation/silhouette_alignment.py; detections with a mask only): AR 0.247 -> 0.278 on lmo_real_val,
+    0.256 -> 0.321 on ycbv_real, 0.351 -> 0.408 on held-out synthetic scenes (docs/ACCURACY.md).
     """
 
     network: str = "small_cnn"
@@ -83,6 +88,8 @@ class EstimatorConfig:
     hypothesis_rule: str = "silhouette"
     min_inliers: int = 6
     inplane_hypotheses: int = 1
+    confidence_model: str | None = None
+    silhouette_alignment: bool = True
 
     def __post_init__(self) -> None:
         problems = []

@@ -143,7 +143,8 @@ class CoopCoarseStage:
                 Correspondences(points[valid], transform_pixels(to_image, found.query_xy[valid])), K,
                 RANSAC_THRESHOLD_CROP_PX * zoom, cfg.pnp_iterations)
             if result.success:
-                hypotheses.append(PoseHypothesis(result.T_cam_obj, score / NUM_PATCHES, f"coop:view{view}"))
+                hypotheses.append(PoseHypothesis(result.T_cam_obj, score / NUM_PATCHES, f"coop:view{view}",
+                                                 len(result.inliers), int(valid.sum()), score / NUM_PATCHES))
                 if best is None:  # templates come best-scored first
                     best = (result.T_cam_obj, result.inlier_ratio)
         if best is not None:

@@ -7,6 +7,10 @@ Objects are onboarded at construction (templates rendered or read from the cache
 features computed or read from the cache). A detection that cannot be handled (unknown
 object, mask too small, box outside the image, an error inside the networks) yields a
 `DetectionFailure` with a cause and no pose, and never costs another detection its pose.
+
+Per frame: coarse stages (PicoPose or Co-op) -> verification of every hypothesis against its
+detection (silhouette choice) -> silhouette alignment of the chosen pose -> optional Co-op refiner
+and selector -> the pose confidence from one more render of the final pose (estimation/confidence.py).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from novel_pose_ros.estimation.confidence import ConfidenceModel, default_confidence_model_path, pose_evidence
 from novel_pose_ros.estimation.config import EstimatorConfig, Pipeline
 from novel_pose_ros.estimation.coop_coarse_stage import CoarseTemplates, CoopCoarseStage
 from novel_pose_ros.estimation.crops import DetectionRejected, QueryCrop, make_query_crop
@@ -24,11 +29,14 @@ from novel_pose_ros.estimation.diagnosis import Oracle, StageDiagnostics, at_tru
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTemplates, PicoPoseStages
 from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
 from novel_pose_ros.estimation.selector_stage import SelectorStage
+from novel_pose_ros.estimation.silhouette_alignment import align_to_mask
 from novel_pose_ros.estimation.template_bank import build_template_bank
-from novel_pose_ros.estimation.verification import choose_by_silhouette
+from novel_pose_ros.estimation.verification import (SilhouetteAgreement, agreement_of, choose_by_silhouette,
+                                                     evidence_mask, render_in_crop, rendered_checks,
+                                                     silhouette_agreements)
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.paths import default_templates_dir
-from novel_pose_ros.render import Renderer, create_renderer
+from novel_pose_ros.render import SHADED, Renderer, create_renderer
 from novel_pose_ros.runtime import InferenceBackend, create_backend
 from novel_pose_ros.runtime.coop_weights import create_coop_backend
 from novel_pose_ros.templates import TemplateSettings, ensure_templates, load_template_set
@@ -96,6 +104,7 @@ class Estimator:
                 create_coop_backend("coop_selector", cfg.backend, cfg.selector_weights, cfg.device,
                                     precision=cfg.precision, max_batch=cfg.max_batch),
                 self.renderer, self._refiner.settings.window_margin, cfg.max_batch)
+        self.confidence_model = _load_confidence_model(cfg.confidence_model)
         self._templates: dict[str, ObjectTemplates | CoarseTemplates] = {}
         self.onboarding_s: dict[str, float] = {}
         for obj in objects:
@@ -136,8 +145,10 @@ class Estimator:
         timings["crop"] = time.perf_counter() - start
         crop_truths = [truths[c.detection_index] for c in crops] if truths is not None else None
         outcomes = self._run_stages(crops, frame, timings, failures, crop_truths, oracle)
-        if self.config.hypothesis_rule == "silhouette" and outcomes:
-            outcomes = self._verify(frame, detections, crops, outcomes, timings)
+        outcomes = self._verify(frame, detections, crops, outcomes, timings)
+        coarse_poses = {o.detection_index: o.T_cam_obj for o in outcomes}
+        if self.config.silhouette_alignment:
+            outcomes = self._align(frame, detections, crops, outcomes, timings)
         if self._selector is not None and outcomes:
             outcomes = self._refine_and_select(frame, detections, outcomes, timings)
         elif self._refiner is not None and outcomes:
@@ -145,9 +156,12 @@ class Estimator:
         if oracle.depth:
             outcomes = [dataclasses.replace(o, T_cam_obj=at_true_depth(o.T_cam_obj, truths[o.detection_index]))
                         if truths[o.detection_index] is not None else o for o in outcomes]
+        evidence = self._evidence(frame, detections, crops, outcomes, coarse_poses, timings)
+        confidences = (self.confidence_model.predict(evidence) if self.confidence_model is not None and evidence
+                       else [None] * len(outcomes))
         stage_timings = StageTimings(dict(timings))
         poses, instances = [], {}
-        for outcome in outcomes:
+        for outcome, features, confidence in zip(outcomes, evidence, confidences):
             detection = detections[outcome.detection_index]
             name = self.objects.get(detection.object_id).name
             instance = instances.get(name, 0)
@@ -155,6 +169,7 @@ class Estimator:
             poses.append(PoseEstimate(
                 object_id=name, instance=instance, T_cam_obj=outcome.T_cam_obj, score=float(detection.score),
                 detection_index=outcome.detection_index, timings=stage_timings, hypotheses=outcome.hypotheses,
+                confidence=None if confidence is None else float(confidence), evidence=features,
             ))
         for failure in failures:
             LOGGER.debug("detection %d (%s): no pose: %s", failure.detection_index, failure.object_id, failure.message)
@@ -203,15 +218,67 @@ class Estimator:
 
     def _verify(self, frame: Frame, detections: list[Detection], crops: list[QueryCrop],
                 outcomes: list[DetectionOutcome], timings: dict[str, float]) -> list[DetectionOutcome]:
-        """Each detection's hypothesis of best silhouette agreement with its detection (verification.py)."""
+        """The silhouette agreement of every hypothesis (verification.py); with the silhouette rule, each
+        detection's pose becomes its hypothesis of best IoU."""
         start = time.perf_counter()
         by_index = {c.detection_index: c for c in crops}
         result = []
         for outcome in outcomes:
-            detection = detections[outcome.detection_index]
-            result.append(choose_by_silhouette(outcome, self.renderer, self.objects.get(detection.object_id), frame.K,
-                                               by_index[outcome.detection_index], detection))
+            detection, crop = detections[outcome.detection_index], by_index[outcome.detection_index]
+            agreements = tuple(silhouette_agreements(
+                self.renderer, self.objects.get(detection.object_id), [h.T_cam_obj for h in outcome.hypotheses],
+                frame.K, crop, evidence_mask(crop, detection)))
+            outcome = dataclasses.replace(outcome, agreements=agreements)
+            result.append(choose_by_silhouette(outcome, list(agreements))
+                          if self.config.hypothesis_rule == "silhouette" else outcome)
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - start
+        return result
+
+    def _align(self, frame: Frame, detections: list[Detection], crops: list[QueryCrop],
+               outcomes: list[DetectionOutcome], timings: dict[str, float]) -> list[DetectionOutcome]:
+        """Each pose's translation fitted to its detection mask (silhouette_alignment.py); box-only detections
+        keep theirs. The aligned pose is appended to the hypotheses as '<source>+aligned'."""
+        start = time.perf_counter()
+        by_index = {c.detection_index: c for c in crops}
+        result = []
+        for outcome in outcomes:
+            detection, crop = detections[outcome.detection_index], by_index[outcome.detection_index]
+            if crop.mask is None:
+                result.append(outcome)
+                continue
+            T, iou = align_to_mask(self.renderer, self.objects.get(detection.object_id), outcome.T_cam_obj, frame.K,
+                                   crop, crop.mask)
+            index = _same_pose(outcome.T_cam_obj, outcome.hypotheses)
+            chosen = None if index is None else outcome.hypotheses[index]
+            source = f"{chosen.source if chosen is not None else outcome.source}+aligned"
+            hypothesis = (dataclasses.replace(chosen, T_cam_obj=T, score=iou, source=source) if chosen is not None
+                          else PoseHypothesis(T, iou, source))
+            result.append(dataclasses.replace(outcome, T_cam_obj=T, hypotheses=outcome.hypotheses + (hypothesis,)))
+        timings["align"] = timings.get("align", 0.0) + time.perf_counter() - start
+        return result
+
+    def _evidence(self, frame: Frame, detections: list[Detection], crops: list[QueryCrop],
+                  outcomes: list[DetectionOutcome], coarse_poses: dict[int, np.ndarray],
+                  timings: dict[str, float]) -> list[dict[str, float]]:
+        """The confidence features of each outcome's final pose (confidence.pose_evidence), from one shaded
+        render of it; a pose that is one of the verified hypotheses keeps that hypothesis' agreement."""
+        start = time.perf_counter()
+        by_index = {c.detection_index: c for c in crops}
+        result = []
+        for outcome in outcomes:
+            detection, crop = detections[outcome.detection_index], by_index[outcome.detection_index]
+            verified = outcome.hypotheses[:len(outcome.agreements)]
+            final = _same_pose(outcome.T_cam_obj, verified)
+            coarse = _same_pose(coarse_poses[outcome.detection_index], verified)
+            evidence = evidence_mask(crop, detection)
+            render = render_in_crop(self.renderer, self.objects.get(detection.object_id), outcome.T_cam_obj, frame.K,
+                                    crop, SHADED)
+            agreement = (outcome.agreements[final] if final is not None else SilhouetteAgreement() if render is None
+                         else agreement_of(render.mask, evidence))
+            checks = rendered_checks(render, crop, evidence)
+            result.append(pose_evidence(outcome.T_cam_obj, None if coarse is None else verified[coarse], agreement,
+                                        verified, outcome.agreements, detection.bbox_xywh, checks))
+        timings["confidence"] = timings.get("confidence", 0.0) + time.perf_counter() - start
         return result
 
     def _refine(self, frame: Frame, detections: list[Detection], outcomes: list[DetectionOutcome],
@@ -259,8 +326,9 @@ class Estimator:
     def stage_names(self) -> tuple[str, ...]:
         """The StageTimings keys of this pipeline."""
         coarse = PICOPOSE_STAGES if self.pipeline.coarse == "picopose" else COOP_STAGES
-        coarse += ("verify",) if self.config.hypothesis_rule == "silhouette" else ()
-        return coarse + (("refine",) if self._refiner is not None else ()) + (("select",) if self._selector else ())
+        coarse += ("verify",) + (("align",) if self.config.silhouette_alignment else ())
+        return (coarse + (("refine",) if self._refiner is not None else ()) + (("select",) if self._selector else ())
+                + ("confidence",))
 
     @property
     def template_counts(self) -> dict[str, int]:
@@ -269,3 +337,15 @@ class Estimator:
     def templates_of(self, name: str) -> ObjectTemplates | CoarseTemplates:
         return self._templates[name]
 
+
+
+def _same_pose(T: np.ndarray, hypotheses) -> int | None:
+    """Index of the hypothesis whose pose is T (the estimator's own arrays: exact equality), else None."""
+    return next((i for i, h in enumerate(hypotheses) if np.array_equal(h.T_cam_obj, T)), None)
+
+
+def _load_confidence_model(setting: str | None) -> ConfidenceModel | None:
+    """EstimatorConfig.confidence_model: None -> the shipped model, "none" -> no confidence, else a file."""
+    if setting is not None and str(setting).lower() == "none":
+        return None
+    return ConfidenceModel.load(default_confidence_model_path() if setting is None else setting)

@@ -38,6 +38,7 @@ from novel_pose_ros.estimation.diagnosis import (
 )
 from novel_pose_ros.estimation.template_bank import TemplateBank, patch_grid_mask
 from novel_pose_ros.estimation.template_features import TemplateFeatures, load_or_compute_features, unit_patches
+from novel_pose_ros.estimation.verification import SilhouetteAgreement
 from novel_pose_ros.networks.picopose.affine_regressor import AffinePrediction, affine_from_prediction
 from novel_pose_ros.networks.picopose.config import PATCH_GRID
 from novel_pose_ros.networks.picopose.flow_decoder import initial_flow
@@ -73,7 +74,8 @@ class ObjectTemplates:
 
 @dataclass(frozen=True)
 class DetectionOutcome:
-    """The chosen pose of one query crop and every hypothesis considered."""
+    """The chosen pose of one query crop and every hypothesis considered; agreements: the silhouette
+    agreement of each of the first len(agreements) hypotheses, once verified (estimation/verification.py)."""
 
     detection_index: int
     T_cam_obj: np.ndarray
@@ -81,6 +83,7 @@ class DetectionOutcome:
     inlier_ratio: float
     hypotheses: tuple[PoseHypothesis, ...]
     diagnostics: StageDiagnostics | None = None
+    agreements: tuple[SilhouetteAgreement, ...] = ()
 
 
 def score_templates(query_unit: np.ndarray, query_patch_mask: np.ndarray, templates: ObjectTemplates) -> np.ndarray:
@@ -212,7 +215,8 @@ class PicoPoseStages:
             turn = position % turns
             source = f"pnp:view{view}" + (f"+turn{360 * turn // turns}" if turn else "")
             if result.success and len(result.inliers) >= self.config.min_inliers:
-                hypotheses.append(PoseHypothesis(result.T_cam_obj, result.inlier_ratio, source))
+                hypotheses.append(PoseHypothesis(result.T_cam_obj, result.inlier_ratio, source, len(result.inliers), count,
+                                                 pairs[i][2]))
                 support.append((len(result.inliers), count))
                 key = self.hypothesis_key(result)
                 if best is None or key > best[0]:
@@ -228,8 +232,8 @@ class PicoPoseStages:
         first = indices[0]  # stage 1's best template
         view = pairs[first][1]
         T = affine_fallback_pose(affine_to_pixel_centres(affines[first]), banks[first].bank, view, crop.M_crop_img, K)
-        hypotheses.append(PoseHypothesis(T, 0.0, f"affine_fallback:view{view}"))
         result, count = results[first]
+        hypotheses.append(PoseHypothesis(T, 0.0, f"affine_fallback:view{view}", 0, count, pairs[first][2]))
         support.append((0, count))
         diagnostics = StageDiagnostics(f"affine_fallback:view{view}", view, 0, len(result.inliers), count, 0.0, **truth,
                                        hypothesis_support=tuple(support))

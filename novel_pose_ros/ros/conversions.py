@@ -335,6 +335,10 @@ def pose_array_msg(poses: Sequence[PoseEstimate], header: Header) -> PoseArray:
     return PoseArray(header=header, poses=[pose_msg(p.T_cam_obj) for p in poses])
 
 
+# Detection3D.id suffix of a pose held back for a confidence below min_confidence
+HELD_BACK_SUFFIX = ":below_min_confidence"
+
+
 def instance_frame_id(name: str, instance: int) -> str:
     return f"{name}_{int(instance)}"
 
@@ -355,19 +359,23 @@ def _box_centre_obj(library: ObjectLibrary, name: str) -> np.ndarray:
     return np.asarray(library.get(name).mesh.bounds, dtype=np.float64).mean(axis=0)
 
 
-def detection3d_array_msg(poses: Sequence[PoseEstimate], library: ObjectLibrary, header: Header) -> Detection3DArray:
-    """Per pose a Detection3D: id <name>_<instance>; one hypothesis (class_id = name, score, pose);
-    bbox = the mesh's axis-aligned box in the object frame, placed by the pose (size in metres)."""
+def detection3d_array_msg(poses: Sequence[PoseEstimate], library: ObjectLibrary, header: Header,
+                          held_back: Sequence[PoseEstimate] = ()) -> Detection3DArray:
+    """Per pose a Detection3D: id <name>_<instance> (its TF frame); one hypothesis (class_id = name, score =
+    the pose confidence, or the detection score where there is none; pose); bbox = the mesh's axis-aligned box
+    in the object frame, placed by the pose (size in metres). `held_back` poses (below min_confidence: no TF
+    frame) follow, flagged by the id <name>_<instance>:HELD_BACK_SUFFIX."""
     msg = Detection3DArray(header=header)
-    for p in poses:
+    for p, suffix in [(p, "") for p in poses] + [(p, HELD_BACK_SUFFIX) for p in held_back]:
         obj = library.get(p.object_id)
         centre = p.T_cam_obj[:3, :3] @ _box_centre_obj(library, obj.name) + p.T_cam_obj[:3, 3]
         sx, sy, sz = (float(v) for v in obj.extents_m)
-        hypothesis = ObjectHypothesisWithPose(hypothesis=ObjectHypothesis(class_id=obj.name, score=float(p.score)))
+        hypothesis = ObjectHypothesisWithPose(hypothesis=ObjectHypothesis(class_id=obj.name, score=float(p.ranking_score)))
         hypothesis.pose.pose = pose_msg(p.T_cam_obj)
         box_pose = Pose(position=Point(x=float(centre[0]), y=float(centre[1]), z=float(centre[2])),
                         orientation=_quaternion(p.T_cam_obj[:3, :3]))
-        msg.detections.append(Detection3D(header=header, id=instance_frame_id(obj.name, p.instance), results=[hypothesis],
+        msg.detections.append(Detection3D(header=header, id=instance_frame_id(obj.name, p.instance) + suffix,
+                                          results=[hypothesis],
                                           bbox=BoundingBox3D(center=box_pose, size=Vector3(x=sx, y=sy, z=sz))))
     return msg
 

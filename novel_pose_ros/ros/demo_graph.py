@@ -36,7 +36,7 @@ def _stamp_ns(header) -> int:
 
 @dataclass
 class FrameResult:
-    """One played frame: estimates (name, instance id, T_cam_obj, score), ground truth (name, T_cam_obj)."""
+    """One played frame: estimates (name, instance id, T_cam_obj, pose confidence), ground truth (name, T_cam_obj)."""
 
     stamp_ns: int
     scene_id: int = -1

@@ -2,11 +2,14 @@
 
 Topics (relative to the node; `/object_poses` is absolute, as robots expect it):
   /object_poses                   geometry_msgs/PoseArray, one pose per instance, detection order
-  ~/object_poses/<object_name>    geometry_msgs/PoseStamped of the best-scored instance of that object
-  ~/detections_3d                 vision_msgs/Detection3DArray (class_id = object name, id = <name>_<instance>)
+  ~/object_poses/<object_name>    geometry_msgs/PoseStamped of the most confident instance of that object
+  ~/detections_3d                 vision_msgs/Detection3DArray (class_id = object name, id = <name>_<instance>,
+                                  score = pose confidence), held-back poses too, flagged (conversions.HELD_BACK_SUFFIX)
   /tf                             <object_name>_<instance> frames, children of the image frame
   ~/markers                       visualization_msgs/MarkerArray (mesh + label per instance)
-  ~/overlay                       sensor_msgs/Image, mesh contours on the input (only when subscribed)
+  ~/overlay                       sensor_msgs/Image, mesh contours on the input coloured by confidence, held-back
+                                  poses included (only when subscribed)
+Poses whose confidence is below `min_confidence` are held back: only ~/detections_3d and ~/overlay show them.
   ~/object_symmetries             std_msgs/String, JSON, latched (symmetries of every object, metres)
 All carry the input image's stamp and frame (or `target_frame` when set).
 """
@@ -48,29 +51,33 @@ class PoseOutputs:
         self.symmetries.publish(conversions.symmetries_msg(library))
 
     def publish(self, poses: list[PoseEstimate], header, frame: Frame, renderer: Renderer,
-                T_target_cam: np.ndarray | None, flags: dict[str, object]) -> None:
-        """Publish one frame's results. T_target_cam re-expresses the poses in header.frame_id's frame."""
+                T_target_cam: np.ndarray | None, flags: dict[str, object]) -> list[PoseEstimate]:
+        """Publish one frame's results. T_target_cam re-expresses the poses in header.frame_id's frame.
+        Returns the poses held back (confidence below flags["min_confidence"])."""
         if T_target_cam is not None:
             poses = [replace(p, T_cam_obj=T_target_cam @ p.T_cam_obj) for p in poses]
-        self.poses.publish(conversions.pose_array_msg(poses, header))
-        self.detections.publish(conversions.detection3d_array_msg(poses, self._library, header))
+        trusted = [p for p in poses if p.ranking_score >= flags["min_confidence"]]
+        held_back = [p for p in poses if p.ranking_score < flags["min_confidence"]]
+        self.poses.publish(conversions.pose_array_msg(trusted, header))
+        self.detections.publish(conversions.detection3d_array_msg(trusted, self._library, header, held_back))
         best: dict[str, PoseEstimate] = {}
-        for p in poses:
-            if p.object_id not in best or p.score > best[p.object_id].score:
+        for p in trusted:
+            if p.object_id not in best or p.ranking_score > best[p.object_id].ranking_score:
                 best[p.object_id] = p
         for name, p in best.items():
             self.best[name].publish(conversions.pose_stamped_msg(p.T_cam_obj, header))
-        if flags["publish_tf"] and poses:
-            self.tf.publish(conversions.transforms_msg(poses, header))
+        if flags["publish_tf"] and trusted:
+            self.tf.publish(conversions.transforms_msg(trusted, header))
         if flags["publish_markers"]:
-            self.markers.publish(conversions.marker_array_msg(poses, self._library, header, flags["marker_lifetime_s"]))
+            self.markers.publish(conversions.marker_array_msg(trusted, self._library, header, flags["marker_lifetime_s"]))
         if flags["publish_overlay"] and self.overlay.get_subscription_count() > 0:
             # Drawn in the camera frame whatever the target frame: undo the re-expression.
             T_cam_target = np.linalg.inv(T_target_cam) if T_target_cam is not None else np.eye(4)
-            instances = [(self._library.get(p.object_id), T_cam_target @ p.T_cam_obj, f"{p.object_id}_{p.instance}")
-                         for p in poses]
+            instances = [(self._library.get(p.object_id), T_cam_target @ p.T_cam_obj, f"{p.object_id}_{p.instance}",
+                          p.confidence) for p in poses]
             image = draw_overlay(frame.image, frame.K, instances, renderer)
             self.overlay.publish(conversions.rgb_to_image_msg(image, header))
+        return held_back
 
     def destroy(self) -> None:
         for publisher in (self.poses, self.detections, self.tf, self.markers, self.overlay, self.symmetries, *self.best.values()):

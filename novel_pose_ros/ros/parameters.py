@@ -48,6 +48,8 @@ SPECS = (
               bounds=(4, 100_000)),
     ParamSpec("inplane_hypotheses", EstimatorConfig.inplane_hypotheses, "in-plane turns of stage 2's angle tried "
               "per template: 1, 2, 4 or 8", bounds=(1, 8)),
+    ParamSpec("silhouette_alignment", EstimatorConfig.silhouette_alignment, "fit the chosen pose's depth and "
+              "image position to the detection mask (detections with a mask)"),
     ParamSpec("pipeline", "picopose", "coarse stage (PicoPose or Co-op), then optionally the Co-op refiner "
               "(+refine) and selector (+refine+select)", choices=PIPELINES),
     ParamSpec("coarse_weights", "", "Co-op coarse checkpoint (empty: the shipped one)"),
@@ -64,6 +66,11 @@ SPECS = (
     ParamSpec("input_reliability", "best_effort", "QoS reliability of the inputs", choices=("best_effort", "reliable")),
     ParamSpec("target_frame", "", "publish poses in this frame (empty: the image's optical frame; needs /tf)"),
     ParamSpec("score_threshold", 0.0, "detections with a lower score are ignored", bounds=(0.0, 1.0), read_only=False),
+    ParamSpec("min_confidence", 0.0, "poses of lower confidence (estimated probability of MSSD < 0.2 diameter) are "
+              "held back from /object_poses, TF and markers (still in ~/detections_3d, flagged)", bounds=(0.0, 1.0),
+              read_only=False),
+    ParamSpec("confidence_model", "", "pose-confidence model JSON (empty: the shipped one; 'none': no confidence, "
+              "poses ranked by detection score)"),
     ParamSpec("publish_tf", True, "broadcast <object>_<instance> frames", read_only=False),
     ParamSpec("publish_markers", True, "publish ~/markers", read_only=False),
     ParamSpec("publish_overlay", True, "publish ~/overlay when someone subscribes", read_only=False),
@@ -141,9 +148,10 @@ def read_settings(node: Node) -> NodeSettings:
         backend=values["backend"], device=values["device"], precision=values["precision"],
         hypotheses=values["hypotheses"], pipeline=values["pipeline"], hypothesis_rule=values["hypothesis_rule"],
         min_inliers=values["min_inliers"], inplane_hypotheses=values["inplane_hypotheses"],
+        silhouette_alignment=values["silhouette_alignment"],
         **{key: Path(values[key]) if values[key] else None
            for key in ("coarse_weights", "refiner_weights", "selector_weights")},
-        refine_iterations=values["refine_iterations"],
+        refine_iterations=values["refine_iterations"], confidence_model=values["confidence_model"] or None,
         max_batch=values["max_batch"], min_mask_pixels=values["min_mask_pixels"],
         templates_dir=Path(values["templates_dir"]) if values["templates_dir"] else None,
     )

@@ -30,7 +30,8 @@ from novel_pose_ros.ros.tf_buffer import LatestTfBuffer
 from novel_pose_ros.ros.worker import LatestFrameWorker
 from novel_pose_ros.types import Frame
 
-RUNTIME_FLAGS = ("publish_tf", "publish_markers", "publish_overlay", "marker_lifetime_s", "score_threshold")
+RUNTIME_FLAGS = ("publish_tf", "publish_markers", "publish_overlay", "marker_lifetime_s", "score_threshold",
+                 "min_confidence")
 
 
 class PoseEstimatorNode(LifecycleNode):
@@ -148,8 +149,13 @@ class PoseEstimatorNode(LifecycleNode):
                 self.causes.report("tf_lookup", f"no transform from '{header.frame_id}' to '{self._settings.target_frame}'")
                 return
             header = type(header)(stamp=header.stamp, frame_id=self._settings.target_frame)
-        self._outputs.publish(report.poses, header, frame, self._estimator.renderer, T_target_cam, flags)
+        held_back = self._outputs.publish(report.poses, header, frame, self._estimator.renderer, T_target_cam, flags)
         self.output_rate.tick()
+        held_back_ids = {p.detection_index for p in held_back}
+        for p in report.poses:  # per pose, so the diagnostics' means are over the poses of the period
+            if p.confidence is not None:
+                self.means.add("mean_confidence", p.confidence)
+            self.means.add("held_back_share", float(p.detection_index in held_back_ids))
         self.means.add("latency_ms", 1000.0 * (time.time() - frame.stamp_s))
         for stage, seconds in report.timings.seconds.items():
             self.means.add(f"{stage}_ms", 1000.0 * seconds)

@@ -8,6 +8,7 @@ from helpers import BUNDLED_OBJECTS
 from novel_pose_ros.bop.dataset import BopDataset
 from novel_pose_ros.bop.results import read_results_csv
 from novel_pose_ros.cli import main
+from novel_pose_ros.estimation.confidence import FEATURES
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.synth import SynthSettings, generate_dataset
 
@@ -35,8 +36,10 @@ def test_estimate_writes_poses_and_an_overlay(synthetic, tmp_path, capsys):
     poses = json.loads((tmp_path / "poses.json").read_text())
     assert len(poses["poses"]) == len(detections) and poses["failures"] == []
     first = poses["poses"][0]
-    assert {"object", "object_id", "instance", "score", "R", "t_m", "quaternion_xyzw", "source", "inlier_ratio"} <= set(first)
-    assert set(poses["timings_s"]) == {"crop", "backbone", "stage1", "stage2", "stage3", "pnp", "verify"}
+    assert {"object", "object_id", "instance", "score", "confidence", "R", "t_m", "quaternion_xyzw", "source", "inliers",
+            "correspondences", "evidence"} <= set(first)
+    assert 0.0 < first["confidence"] < 1.0 and set(first["evidence"]) == set(FEATURES)
+    assert set(poses["timings_s"]) == {"crop", "backbone", "stage1", "stage2", "stage3", "pnp", "verify", "align", "confidence"}
     overlay = cv2.imread(str(tmp_path / "overlay.png"))
     assert overlay.shape == (480, 640, 3)
     assert "poses" in capsys.readouterr().out

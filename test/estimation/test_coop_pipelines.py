@@ -52,9 +52,9 @@ def test_pipeline_names_parse():
 
 
 @pytest.mark.parametrize("pipeline, stages", [
-    ("coop", ("crop", "encoder", "match", "pnp", "verify")),
-    ("coop+refine", ("crop", "encoder", "match", "pnp", "verify", "refine")),
-    ("coop+refine+select", ("crop", "encoder", "match", "pnp", "verify", "refine", "select")),
+    ("coop", ("crop", "encoder", "match", "pnp", "verify", "align", "confidence")),
+    ("coop+refine", ("crop", "encoder", "match", "pnp", "verify", "align", "refine", "confidence")),
+    ("coop+refine+select", ("crop", "encoder", "match", "pnp", "verify", "align", "refine", "select", "confidence")),
 ])
 def test_every_coop_pipeline_answers_good_detections_and_explains_bad_ones(
         library, templates_dir, gl_renderer, scene, tiny_coarse_checkpoint, tiny_selector_checkpoint, pipeline, stages):

@@ -366,3 +366,15 @@ def test_symmetries_json(library):
     assert table["mug"] == {"discrete": [], "continuous": []}
     assert table["round_mug"]["discrete"] == [[float(v) for v in half_turn]]
     assert table["round_mug"]["continuous"] == [{"axis": [0.0, 0.0, 1.0], "offset_m": [0.0, 0.0, 0.0]}]
+
+
+def test_detection3d_score_is_the_confidence_and_held_back_poses_are_flagged(rng, library):
+    from dataclasses import replace
+
+    trusted = replace(random_pose(rng, "mug", 0, 0.8), confidence=0.83)
+    held = replace(random_pose(rng, "mug", 1, 0.9), confidence=0.12)
+    msg = cv.detection3d_array_msg([trusted], library, HEADER, held_back=[held])
+    assert [d.id for d in msg.detections] == ["mug_0", f"mug_1{cv.HELD_BACK_SUFFIX}"]
+    assert [d.results[0].hypothesis.score for d in msg.detections] == [0.83, 0.12]
+    without = cv.detection3d_array_msg([replace(trusted, confidence=None)], library, HEADER)
+    assert without.detections[0].results[0].hypothesis.score == trusted.score  # no model: the detection score

@@ -189,32 +189,58 @@ def test_unknown_object_costs_no_other_detection_its_pose(client, scene):
     assert [d.results[0].hypothesis.class_id for d in detections.detections] == ["cereal_box"]
 
 
-def test_parameters_are_validated_through_the_parameter_service(client, scene):
+def set_parameter(client, name, value):
+    """Set one parameter of the node through its parameter service; the SetParametersResult."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
     service = client.node.create_client(SetParameters, "/pose_estimator/set_parameters")
     assert service.wait_for_service(timeout_sec=10)
+    if isinstance(value, str):
+        parameter_value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    else:
+        parameter_value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(value))
+    future = service.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=parameter_value)]))
+    assert spin_until(client.executor, future.done, 10)
+    client.node.destroy_client(service)
+    return future.result().results[0]
 
-    def set_parameter(name, value):
-        if isinstance(value, str):
-            parameter_value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-        else:
-            parameter_value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(value))
-        future = service.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=parameter_value)]))
-        assert spin_until(client.executor, future.done, 10)
-        return future.result().results[0]
 
-    out_of_range = set_parameter("score_threshold", 2.0)
+def test_parameters_are_validated_through_the_parameter_service(client, scene):
+    out_of_range = set_parameter(client, "score_threshold", 2.0)
     assert not out_of_range.successful and "out of range" in out_of_range.reason
-    read_only = set_parameter("backend", "torch")
+    read_only = set_parameter(client, "backend", "torch")
     assert not read_only.successful and "read-only" in read_only.reason
-    assert set_parameter("score_threshold", 0.95).successful
+    assert set_parameter(client, "score_threshold", 0.95).successful
     image, masks = scene
     stamp = client.send(image, masks, ["toy_block", "cereal_box"], scores=[0.9, 0.97])
     poses = client.output_for(stamp)
     assert poses is not None and len(poses.poses) == 1  # the 0.9 detection is below the threshold now
-    assert set_parameter("score_threshold", 0.0).successful
+    assert set_parameter(client, "score_threshold", 0.0).successful
+
+
+def test_poses_under_min_confidence_are_held_back_but_reported(client, scene):
+    from novel_pose_ros.ros.conversions import HELD_BACK_SUFFIX
+
+    image, masks = scene
+    stamp = client.send(image, masks, ["toy_block", "cereal_box"])
+    detections = client.output_for(stamp, "/pose_estimator/detections_3d")
+    confidences = [d.results[0].hypothesis.score for d in detections.detections]
+    assert len(confidences) == 2 and all(0.0 < c < 1.0 for c in confidences)  # confidences, not the 0.9 detection score
+    assert set_parameter(client, "min_confidence", 1.0).successful  # above every confidence: all held back
+    held = client.send(image, masks, ["toy_block", "cereal_box"])
+    poses = client.output_for(held)
+    assert poses is not None and len(poses.poses) == 0
+    detections = client.output_for(held, "/pose_estimator/detections_3d")
+    assert [d.id for d in detections.detections] == [f"toy_block_0{HELD_BACK_SUFFIX}", f"cereal_box_0{HELD_BACK_SUFFIX}"]
+    assert set_parameter(client, "min_confidence", 0.0).successful
+    published = client.send(image, masks, ["toy_block", "cereal_box"])
+    assert len(client.output_for(published).poses) == 2
+    assert client.first("/tf", lambda m: any(stamp_ns(t) == published for t in m.transforms)) is not None
+    assert not any(stamp_ns(t) == held for m in client.got["/tf"] for t in m.transforms), "TF for held-back poses"
+    values = {v.key for v in client.first("/diagnostics", lambda m: any(
+        v.key == "held_back_share" for v in m.status[0].values)).status[0].values}
+    assert {"mean_confidence", "held_back_share"} <= values
 
 
 def test_diagnostics_and_latched_symmetries(client):
