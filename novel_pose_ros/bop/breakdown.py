@@ -25,8 +25,7 @@ from PIL import Image
 
 from novel_pose_ros.bop.dataset import M_PER_MM, BopDataset, BopImage
 from novel_pose_ros.bop.evaluate import ROTATION_ATOL
-from novel_pose_ros.bop.metrics import (MAX_SYMMETRY_STEP_RAD, MSPD_REFERENCE_WIDTH_PX, hull_points, mspd, mssd,
-                                        symmetry_transforms)
+from novel_pose_ros.bop.metrics import MAX_SYMMETRY_STEP_RAD, MSPD_REFERENCE_WIDTH_PX, ObjectGeometry, mspd, mssd
 from novel_pose_ros.bop.results import PoseResult, read_results_csv
 from novel_pose_ros.bop.scoring import valid_gt_mask
 from novel_pose_ros.geometry.se3 import check_shape, is_rotation
@@ -294,17 +293,14 @@ def compute_breakdown(dataset: BopDataset, results: Sequence[PoseResult],
             continue
         by_key.setdefault((r.scene_id, r.im_id, r.obj_id), []).append(i)
 
-    caches: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
+    caches: dict[int, tuple[ObjectGeometry, float]] = {}
     rows: list[TargetBreakdown] = []
     for target in sorted(dataset.targets, key=lambda t: (t.scene_id, t.im_id, t.obj_id)):
         if target.obj_id not in caches:
-            obj = dataset.object_library([target.obj_id]).get(target.obj_id)
-            points = np.asarray(obj.mesh.vertices, dtype=np.float64)
-            info = dataset.models_info.get(str(target.obj_id), {})
-            diameter = float(info["diameter"]) * M_PER_MM if "diameter" in info else obj.diameter_m
-            caches[target.obj_id] = (points, hull_points(points), symmetry_transforms(obj.symmetries, max_symmetry_step_rad),
-                                     diameter)
-        points, hull, syms, diameter = caches[target.obj_id]
+            caches[target.obj_id] = (ObjectGeometry.of(dataset.object_library([target.obj_id]).get(target.obj_id),
+                                                       max_symmetry_step_rad), dataset.diameter_m(target.obj_id))
+        geometry, diameter = caches[target.obj_id]
+        points, hull, syms = geometry.points_m, geometry.hull_m, geometry.symmetries
         image = dataset.image(target.scene_id, target.im_id)
         gt_indices = [i for i, g in enumerate(image.gt) if g.obj_id == target.obj_id]
         valid = valid_gt_mask([image.gt[i].visib_fract for i in gt_indices], target.inst_count)

@@ -17,8 +17,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from novel_pose_ros.bop.dataset import M_PER_MM, BopDataset
-from novel_pose_ros.bop.metrics import hull_points, mssd, symmetry_transforms
+from novel_pose_ros.bop.dataset import BopDataset
+from novel_pose_ros.bop.metrics import ObjectGeometry, mssd
 from novel_pose_ros.bop.results import PoseResult
 
 TOLERANCES = (0.1, 0.2)
@@ -42,22 +42,19 @@ def label_samples(dataset: BopDataset, results: Sequence[PoseResult], diagnostic
     """One sample per result whose diagnostics entry (same order, from a diagnosing run) has a GT pose."""
     if len(results) != len(diagnostics):
         raise ValueError(f"{len(diagnostics)} diagnostics entries for {len(results)} results")
-    objects: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+    objects: dict[int, tuple[ObjectGeometry, float]] = {}
     samples = []
     for result, entry in zip(results, diagnostics):
         if entry.get("T_gt") is None:
             continue
         if result.obj_id not in objects:
-            obj = dataset.object_library([result.obj_id]).get(result.obj_id)
-            info = dataset.models_info.get(str(result.obj_id), {})
-            diameter = float(info["diameter"]) * M_PER_MM if "diameter" in info else obj.diameter_m
-            objects[result.obj_id] = (hull_points(np.asarray(obj.mesh.vertices, dtype=np.float64)),
-                                      symmetry_transforms(obj.symmetries), diameter)
-        hull, syms, diameter = objects[result.obj_id]
+            objects[result.obj_id] = (ObjectGeometry.of(dataset.object_library([result.obj_id]).get(result.obj_id)),
+                                      dataset.diameter_m(result.obj_id))
+        geometry, diameter = objects[result.obj_id]
         T_gt = np.asarray(entry["T_gt"], dtype=np.float64).reshape(4, 4)
-        samples.append(ConfidenceSample(result.scene_id, result.im_id, result.obj_id,
-                                        mssd(result.T_cam_obj, T_gt, hull, syms) / diameter, dict(entry["evidence"]),
-                                        entry.get("confidence"), float(entry["detection_score"])))
+        error = mssd(result.T_cam_obj, T_gt, geometry.hull_m, geometry.symmetries)
+        samples.append(ConfidenceSample(result.scene_id, result.im_id, result.obj_id, error / diameter,
+                                        dict(entry["evidence"]), entry.get("confidence"), float(entry["detection_score"])))
     return samples
 
 

@@ -236,6 +236,14 @@ class BopDataset:
         """The dataset's models (mm, symmetries from models_info) as an ObjectLibrary named obj_XXXXXX."""
         return ObjectLibrary.from_bop_models(self.models_dir, object_ids)
 
+    def diameter_m(self, obj_id: int) -> float:
+        """models_info's diameter of an object (what BOP normalises by), metres; the mesh's when models_info
+        lacks it."""
+        entry = self.models_info.get(str(obj_id), {})
+        if "diameter" in entry:
+            return float(entry["diameter"]) * M_PER_MM
+        return self.object_library([obj_id]).get(obj_id).diameter_m
+
 
 # --- writing (used by the synthetic scene generator) ---------------------------------------
 

@@ -15,17 +15,16 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from novel_pose_ros.bop.dataset import M_PER_MM, BopDataset, BopImage, Target
+from novel_pose_ros.bop.dataset import BopDataset, BopImage, Target
 from novel_pose_ros.bop.metrics import (
     BOP_RENDER_PIXEL_OFFSET_PX,
     MAX_SYMMETRY_STEP_RAD,
     MSPD_REFERENCE_WIDTH_PX,
     VSD_DELTA_M,
-    hull_points,
+    ObjectGeometry,
     mspd,
     mssd,
     render_depth_m,
-    symmetry_transforms,
     vsd,
 )
 from novel_pose_ros.bop.results import InputProblem, PoseResult, read_results_csv
@@ -104,16 +103,6 @@ class EvalReport:
         return json.dumps(self.to_dict(), indent=indent)
 
 
-@dataclass
-class _ObjectCache:
-    """What the metrics need per object, computed once."""
-
-    obj: ObjectModel
-    points_m: np.ndarray  # (N, 3) vertices
-    hull_m: np.ndarray  # (H, 3) convex-hull vertices (enough for MSSD)
-    symmetries: np.ndarray  # (S, 4, 4)
-
-
 def _check_result(result: PoseResult, dataset: BopDataset, known_obj_ids: set[int]) -> str | None:
     """Why `result` cannot be evaluated, or None."""
     T = np.asarray(result.T_cam_obj, dtype=np.float64)
@@ -157,26 +146,16 @@ class _Evaluator:
         self.settings = settings
         self.results_file = results_file
         self.problems: list[InputProblem] = []
-        self._objects: dict[int, _ObjectCache] = {}
+        self._objects: dict[int, ObjectGeometry] = {}
 
     def where(self, result: PoseResult) -> str:
         return f"{self.results_file or '<results>'}:{result.line}"
 
-    def object_cache(self, obj_id: int) -> _ObjectCache:
+    def object_cache(self, obj_id: int) -> ObjectGeometry:
         if obj_id not in self._objects:
-            obj = self.dataset.object_library([obj_id]).get(obj_id)
-            points = np.asarray(obj.mesh.vertices, dtype=np.float64)
-            self._objects[obj_id] = _ObjectCache(
-                obj, points, hull_points(points), symmetry_transforms(obj.symmetries, self.settings.max_symmetry_step_rad)
-            )
+            self._objects[obj_id] = ObjectGeometry.of(self.dataset.object_library([obj_id]).get(obj_id),
+                                                      self.settings.max_symmetry_step_rad)
         return self._objects[obj_id]
-
-    def diameter_m(self, obj_id: int) -> float:
-        """models_info's diameter (what BOP normalises by); the mesh's when models_info lacks it."""
-        entry = self.dataset.models_info.get(str(obj_id), {})
-        if "diameter" in entry:
-            return float(entry["diameter"]) * M_PER_MM
-        return self.object_cache(obj_id).obj.diameter_m
 
     def load_depth(self, image: BopImage, needed: bool) -> tuple[bool, np.ndarray | None]:
         """(has depth, depth in metres if loaded). Loads only when `needed`."""
@@ -203,7 +182,7 @@ class _Evaluator:
         errors_mssd, errors_mspd = np.full(shape, np.inf), np.full(shape, np.inf)
         errors_vsd = np.full(shape + (len(taus),), np.inf) if has_depth else None
         scores = np.array([r.score for r in estimates], dtype=np.float64)
-        diameter = self.diameter_m(target.obj_id)
+        diameter = self.dataset.diameter_m(target.obj_id)
         top = top_estimates(scores, target.inst_count)
         if len(top):
             cache = self.object_cache(target.obj_id)

@@ -13,6 +13,7 @@ Definitions (Hodan et al., "BOP challenge 2020", and the BOP toolkit's docs):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -52,6 +53,22 @@ def symmetry_transforms(symmetries: Symmetries, max_step_rad: float = MAX_SYMMET
     if not continuous:
         return np.stack(discrete)
     return np.stack([C @ D for D in discrete for C in continuous])
+
+
+@dataclass(frozen=True)
+class ObjectGeometry:
+    """What the pose-error functions need of one object, computed once: the object (VSD renders it), its
+    vertices (MSPD), their convex hull (enough for MSSD) and its symmetry transforms (S, 4, 4)."""
+
+    obj: ObjectModel
+    points_m: np.ndarray
+    hull_m: np.ndarray
+    symmetries: np.ndarray
+
+    @classmethod
+    def of(cls, obj: ObjectModel, max_symmetry_step_rad: float = MAX_SYMMETRY_STEP_RAD) -> "ObjectGeometry":
+        points = np.asarray(obj.mesh.vertices, dtype=np.float64)
+        return cls(obj, points, hull_points(points), symmetry_transforms(obj.symmetries, max_symmetry_step_rad))
 
 
 def hull_points(points_m: np.ndarray) -> np.ndarray:

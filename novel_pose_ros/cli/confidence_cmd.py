@@ -20,7 +20,7 @@ from novel_pose_ros.bop.confidence_eval import (TOLERANCES, confidence_report, l
 from novel_pose_ros.bop.dataset import BopDataset
 from novel_pose_ros.bop.detections import read_detections_json
 from novel_pose_ros.cli.estimate_cmd import estimator_arguments, estimator_config
-from novel_pose_ros.cli.table import format_table
+from novel_pose_ros.cli.table import format_table, optional_value
 from novel_pose_ros.estimation.confidence import FEATURES, ConfidenceModel, default_confidence_model_path
 from novel_pose_ros.paths import default_templates_dir
 
@@ -41,7 +41,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     fit.add_argument("samples", type=Path, nargs="+", help="samples of `confidence collect` (held-out synthetic)")
     fit.add_argument("--out", type=Path, required=True, help="model JSON to write")
     fit.add_argument("--tolerance", type=float, default=0.2, help="right pose: MSSD < tolerance x diameter")
-    fit.add_argument("--l2", type=float, default=1e-3, help="L2 penalty on the standardised weights (1e-3: best 5-fold CV AUROC of 1e-3 / 1e-2 / 1e-1)")
+    fit.add_argument("--l2", type=float, default=1e-3,
+                     help="L2 penalty on the standardised weights (1e-3: best 5-fold CV AUROC of 1e-3 / 1e-2 / 1e-1)")
     fit.add_argument("--features", default=",".join(FEATURES), help="comma-separated evidence features")
     fit.set_defaults(handler=run_fit)
 
@@ -91,10 +92,6 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def run_report(args: argparse.Namespace) -> int:
     samples = read_samples(args.samples)
     if not samples:
@@ -102,13 +99,14 @@ def run_report(args: argparse.Namespace) -> int:
     model = ConfidenceModel.load(args.model or default_confidence_model_path())
     confidences = model.predict([s.evidence for s in samples])
     report = confidence_report(samples, confidences, args.threshold)
-    rows = [[t, f"{report[t]['right_share']:.3f}", _fmt(report[t]["auroc"]), _fmt(report[t]["auroc_detection_score"]),
-             _fmt(report[t]["precision"]), _fmt(report[t]["recall"])] for t in (f"{x:g}d" for x in TOLERANCES)]
+    keys = ("auroc", "auroc_detection_score", "precision", "recall")
+    rows = [[t, f"{report[t]['right_share']:.3f}", *(optional_value(report[t][k]) for k in keys)]
+            for t in (f"{x:g}d" for x in TOLERANCES)]
     print(format_table(["right: MSSD <", "right share", "AUROC", "AUROC det. score", f"precision @{args.threshold:g}",
                         f"recall @{args.threshold:g}"], rows))
     print(format_table(["confidence bin", "poses", "mean confidence", "right share (0.2 d)"],
-                       [[f"{b['low']:.1f}-{b['high']:.1f}", b["count"], _fmt(b["mean_confidence"]), _fmt(b["observed"])]
-                        for b in report["reliability_0.2d"]]))
+                       [[f"{b['low']:.1f}-{b['high']:.1f}", b["count"], optional_value(b["mean_confidence"]),
+                         optional_value(b["observed"])] for b in report["reliability_0.2d"]]))
     print(f"{len(samples)} poses; mean confidence {np.mean(confidences):.3f}")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

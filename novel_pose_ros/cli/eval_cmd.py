@@ -14,7 +14,7 @@ from novel_pose_ros.bop.breakdown_plot import write_breakdown
 from novel_pose_ros.bop.dataset import BopDataset
 from novel_pose_ros.bop.evaluate import EvalReport, evaluate_results_file
 from novel_pose_ros.bop.scoring import ARRow
-from novel_pose_ros.cli.table import format_table
+from novel_pose_ros.cli.table import format_table, optional_value
 from novel_pose_ros.render import create_renderer
 
 HEADERS = ["object", "targets", "AR_VSD", "AR_MSSD", "AR_MSPD", "AR", "AR of", "time/image s"]
@@ -37,14 +37,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_eval)
 
 
-def _value(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _row(name: str, row: ARRow) -> list[str]:
     targets = str(row.targets) if row.vsd_targets in (0, row.targets) else f"{row.targets} (VSD: {row.vsd_targets})"
-    return [name, targets, _value(row.ar_vsd), _value(row.ar_mssd), _value(row.ar_mspd), _value(row.ar),
-            "+".join(row.ar_terms), _value(row.mean_time_per_image_s)]
+    return [name, targets, optional_value(row.ar_vsd), optional_value(row.ar_mssd), optional_value(row.ar_mspd), optional_value(row.ar),
+            "+".join(row.ar_terms), optional_value(row.mean_time_per_image_s)]
 
 
 def format_report(report: EvalReport) -> str:

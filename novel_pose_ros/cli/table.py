@@ -17,3 +17,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)
+
+
+def optional_value(value: float | None) -> str:
+    """A number with 3 decimals, or "n/a" for None (a metric that could not be computed)."""
+    return "n/a" if value is None else f"{value:.3f}"

@@ -6,8 +6,8 @@ ground truth T_cam_obj of each detection goes in, and per detection the stages r
 - gt_view: the template view nearest the true viewing direction (the direction from the object
   origin to the camera, in the object frame; symmetries are not folded in), its angle, and its rank in
   stage 1's ordering (0 = stage 1's best template): the retrieval quality;
-- which hypothesis the pose came from (its stage-1 rank, PnP or the affine fallback) and the PnP
-  support (inliers of how many correspondences).
+- which hypothesis the pose came from (its stage-1 rank, PnP or the affine fallback) and its PnP
+  support (inliers of how many correspondences; every hypothesis carries its own, PoseHypothesis).
 
 Oracle switches replace one stage's output by the truth, so the loss of each stage is measured
 rather than guessed:
@@ -68,13 +68,10 @@ class StageDiagnostics:
     gt_view: int | None = None
     gt_view_rank: int | None = None
     gt_view_angle_deg: float | None = None
-    hypothesis_support: tuple[tuple[int, int], ...] = ()  # (inliers, correspondences) per considered hypothesis
     silhouette_iou: float | None = None  # of the chosen pose, when the silhouette rule chose it
 
     def to_dict(self) -> dict:
-        values = asdict(self)
-        values["hypothesis_support"] = [list(s) for s in self.hypothesis_support]
-        return values
+        return asdict(self)
 
 
 def nearest_template(T_true: np.ndarray, template_poses: np.ndarray) -> tuple[int, float]:

@@ -145,10 +145,11 @@ class Estimator:
         timings["crop"] = time.perf_counter() - start
         crop_truths = [truths[c.detection_index] for c in crops] if truths is not None else None
         outcomes = self._run_stages(crops, frame, timings, failures, crop_truths, oracle)
-        outcomes = self._verify(frame, detections, crops, outcomes, timings)
+        crops_by_index = {c.detection_index: c for c in crops}
+        outcomes = self._verify(frame, detections, crops_by_index, outcomes, timings)
         coarse_poses = {o.detection_index: o.T_cam_obj for o in outcomes}
         if self.config.silhouette_alignment:
-            outcomes = self._align(frame, detections, crops, outcomes, timings)
+            outcomes = self._align(frame, detections, crops_by_index, outcomes, timings)
         if self._selector is not None and outcomes:
             outcomes = self._refine_and_select(frame, detections, outcomes, timings)
         elif self._refiner is not None and outcomes:
@@ -156,7 +157,7 @@ class Estimator:
         if oracle.depth:
             outcomes = [dataclasses.replace(o, T_cam_obj=at_true_depth(o.T_cam_obj, truths[o.detection_index]))
                         if truths[o.detection_index] is not None else o for o in outcomes]
-        evidence = self._evidence(frame, detections, crops, outcomes, coarse_poses, timings)
+        evidence = self._evidence(frame, detections, crops_by_index, outcomes, coarse_poses, timings)
         confidences = (self.confidence_model.predict(evidence) if self.confidence_model is not None and evidence
                        else [None] * len(outcomes))
         stage_timings = StageTimings(dict(timings))
@@ -216,15 +217,14 @@ class Estimator:
                                          None if truths is None else [truths[index]], oracle)
         return outcomes
 
-    def _verify(self, frame: Frame, detections: list[Detection], crops: list[QueryCrop],
+    def _verify(self, frame: Frame, detections: list[Detection], crops: dict[int, QueryCrop],
                 outcomes: list[DetectionOutcome], timings: dict[str, float]) -> list[DetectionOutcome]:
         """The silhouette agreement of every hypothesis (verification.py); with the silhouette rule, each
         detection's pose becomes its hypothesis of best IoU."""
         start = time.perf_counter()
-        by_index = {c.detection_index: c for c in crops}
         result = []
         for outcome in outcomes:
-            detection, crop = detections[outcome.detection_index], by_index[outcome.detection_index]
+            detection, crop = detections[outcome.detection_index], crops[outcome.detection_index]
             agreements = tuple(silhouette_agreements(
                 self.renderer, self.objects.get(detection.object_id), [h.T_cam_obj for h in outcome.hypotheses],
                 frame.K, crop, evidence_mask(crop, detection)))
@@ -234,15 +234,14 @@ class Estimator:
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - start
         return result
 
-    def _align(self, frame: Frame, detections: list[Detection], crops: list[QueryCrop],
+    def _align(self, frame: Frame, detections: list[Detection], crops: dict[int, QueryCrop],
                outcomes: list[DetectionOutcome], timings: dict[str, float]) -> list[DetectionOutcome]:
         """Each pose's translation fitted to its detection mask (silhouette_alignment.py); box-only detections
         keep theirs. The aligned pose is appended to the hypotheses as '<source>+aligned'."""
         start = time.perf_counter()
-        by_index = {c.detection_index: c for c in crops}
         result = []
         for outcome in outcomes:
-            detection, crop = detections[outcome.detection_index], by_index[outcome.detection_index]
+            detection, crop = detections[outcome.detection_index], crops[outcome.detection_index]
             if crop.mask is None:
                 result.append(outcome)
                 continue
@@ -257,16 +256,15 @@ class Estimator:
         timings["align"] = timings.get("align", 0.0) + time.perf_counter() - start
         return result
 
-    def _evidence(self, frame: Frame, detections: list[Detection], crops: list[QueryCrop],
+    def _evidence(self, frame: Frame, detections: list[Detection], crops: dict[int, QueryCrop],
                   outcomes: list[DetectionOutcome], coarse_poses: dict[int, np.ndarray],
                   timings: dict[str, float]) -> list[dict[str, float]]:
         """The confidence features of each outcome's final pose (confidence.pose_evidence), from one shaded
         render of it; a pose that is one of the verified hypotheses keeps that hypothesis' agreement."""
         start = time.perf_counter()
-        by_index = {c.detection_index: c for c in crops}
         result = []
         for outcome in outcomes:
-            detection, crop = detections[outcome.detection_index], by_index[outcome.detection_index]
+            detection, crop = detections[outcome.detection_index], crops[outcome.detection_index]
             verified = outcome.hypotheses[:len(outcome.agreements)]
             final = _same_pose(outcome.T_cam_obj, verified)
             coarse = _same_pose(coarse_poses[outcome.detection_index], verified)

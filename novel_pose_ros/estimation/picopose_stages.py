@@ -208,7 +208,7 @@ class PicoPoseStages:
     def _choose(self, slot, crop, pairs, banks, affines, results, K, gt_view, turns) -> DetectionOutcome:
         """The best PnP hypothesis by `hypothesis_key` among those with at least `min_inliers` inliers;
         with none, the stage-2 affine of stage 1's best template. `turns` in-plane variants per template."""
-        hypotheses, support, best = [], [], None  # best: (key, index into pairs, template rank, source)
+        hypotheses, best = [], None  # best: (key, index into pairs, template rank, source)
         indices = [i for i, p in enumerate(pairs) if p[0] == slot]
         for position, i in enumerate(indices):
             view, (result, count) = pairs[i][1], results[i]
@@ -217,7 +217,6 @@ class PicoPoseStages:
             if result.success and len(result.inliers) >= self.config.min_inliers:
                 hypotheses.append(PoseHypothesis(result.T_cam_obj, result.inlier_ratio, source, len(result.inliers), count,
                                                  pairs[i][2]))
-                support.append((len(result.inliers), count))
                 key = self.hypothesis_key(result)
                 if best is None or key > best[0]:
                     best = (key, i, position // turns, source)
@@ -226,7 +225,7 @@ class PicoPoseStages:
             (result, count), rank, source = results[best[1]], best[2], best[3]
             view = pairs[best[1]][1]
             diagnostics = StageDiagnostics(source, view, rank, len(result.inliers), count,
-                                           result.inlier_ratio, **truth, hypothesis_support=tuple(support))
+                                           result.inlier_ratio, **truth)
             return DetectionOutcome(crop.detection_index, result.T_cam_obj, "pnp", result.inlier_ratio,
                                     tuple(hypotheses), diagnostics)
         first = indices[0]  # stage 1's best template
@@ -234,9 +233,7 @@ class PicoPoseStages:
         T = affine_fallback_pose(affine_to_pixel_centres(affines[first]), banks[first].bank, view, crop.M_crop_img, K)
         result, count = results[first]
         hypotheses.append(PoseHypothesis(T, 0.0, f"affine_fallback:view{view}", 0, count, pairs[first][2]))
-        support.append((0, count))
-        diagnostics = StageDiagnostics(f"affine_fallback:view{view}", view, 0, len(result.inliers), count, 0.0, **truth,
-                                       hypothesis_support=tuple(support))
+        diagnostics = StageDiagnostics(f"affine_fallback:view{view}", view, 0, len(result.inliers), count, 0.0, **truth)
         return DetectionOutcome(crop.detection_index, T, "affine_fallback", 0.0, tuple(hypotheses), diagnostics)
 
     def hypothesis_key(self, result) -> tuple[float, ...]:

@@ -14,18 +14,13 @@ import cv2
 import numpy as np
 
 from novel_pose_ros.estimation.crops import QueryCrop
-from novel_pose_ros.estimation.verification import crop_camera, render_in_crop
+from novel_pose_ros.estimation.verification import agreement_of, crop_camera, render_in_crop
 from novel_pose_ros.render import Renderer
 from novel_pose_ros.types import ObjectModel
 
 SCALE_RANGE = (0.85, 1.15)  # at most ±15 % of the distance
 SHIFT_RANGE_FRACTION = 0.08  # at most 8 % of the silhouette's size, per axis
 ROUNDS = 3
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 0.0
 
 
 def _warp(mask: np.ndarray, centre: np.ndarray, scale: float, shift: np.ndarray) -> np.ndarray:
@@ -52,7 +47,7 @@ def align_to_mask(renderer: Renderer, obj: ObjectModel, T_cam_obj: np.ndarray, K
     extent = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
     silhouette_u8, evidence = silhouette.astype(np.uint8), mask.astype(bool)
     scale, shift = 1.0, np.zeros(2)
-    best = _iou(silhouette, evidence)
+    best = agreement_of(silhouette, evidence).iou
     start_iou = best
     max_shift = SHIFT_RANGE_FRACTION * extent
     for round_index in range(ROUNDS):
@@ -69,7 +64,7 @@ def align_to_mask(renderer: Renderer, obj: ObjectModel, T_cam_obj: np.ndarray, K
                     moved[axis] = np.clip(shift[axis] + k * shift_step, -max_shift, max_shift)
                     candidates.append((scale, moved))
             for s, d in candidates:
-                iou = _iou(_warp(silhouette_u8, centre, s, d), evidence)
+                iou = agreement_of(_warp(silhouette_u8, centre, s, d), evidence).iou
                 if iou > best + 1e-9:
                     best, scale, shift = iou, s, d
     if best <= start_iou + 1e-9:

@@ -54,7 +54,7 @@ def test_choice_follows_the_silhouette_and_updates_the_diagnostics(scene, gl_ren
     detection = Detection("toy_block", box_from_mask(mask), 1.0, mask)
     crop = make_query_crop(frame, detection, 0, "toy_block", 224, 1)
     hypotheses = (PoseHypothesis(wrong[0], 0.9, "pnp:view4", 90, 100), PoseHypothesis(T_true, 0.5, "pnp:view7", 50, 100))
-    diagnostics = StageDiagnostics("pnp:view4", 4, 0, 90, 100, 0.9, hypothesis_support=((90, 100), (50, 100)))
+    diagnostics = StageDiagnostics("pnp:view4", 4, 0, 90, 100, 0.9)
     outcome = DetectionOutcome(0, wrong[0], "pnp", 0.9, hypotheses, diagnostics)
     agreements = silhouette_agreements(gl_renderer, obj, [h.T_cam_obj for h in hypotheses], K, crop,
                                        evidence_mask(crop, detection))
