@@ -7,6 +7,8 @@
 #   make venv-gpu   GPU machines only: CUDA torch + requirements-gpu.txt (TensorRT) into .venv
 #   make test-gpu   gpu-marked tests (TensorRT); needs make venv-gpu and an NVIDIA GPU
 #   make demo       novel-pose demo
+#   make gpu-dry-run  the prepared GPU scripts (tools/gpu) checked here: carried wheels/debs download and
+#                   install with --no-index, carried size, every command parses (needs PyPI + Debian)
 #   make clean      remove .venv and build outputs
 #
 # Variables: PYTHON (interpreter that creates the venv, default python3.11 or python3),
@@ -48,7 +50,7 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export FASTRTPS_DEFAULT_PROFILES_FILE := $(abspath config/fastdds_localhost.xml)
 export FASTDDS_DEFAULT_PROFILES_FILE := $(abspath config/fastdds_localhost.xml)
 
-.PHONY: venv venv-gpu test test-slow test-gpu demo clean constraints
+.PHONY: venv venv-gpu test test-slow test-gpu demo clean constraints gpu-dry-run
 
 venv: $(VENV_STAMP) $(INTERFACES_STAMP)
 
@@ -120,6 +122,10 @@ test-gpu:
 demo: venv
 	@echo "[demo] ROS_DOMAIN_ID=$(ROS_DOMAIN_ID)"
 	$(VENV)/bin/novel-pose demo
+
+gpu-dry-run: venv
+	PYTHON=$(abspath $(PY)) bash tools/gpu/check.sh --dry-run
+	PYTHON=$(abspath $(PY)) bash tools/gpu/train_burst.sh --dry-run
 
 clean:
 	rm -rf $(VENV) build .pytest_cache *.egg-info

@@ -225,7 +225,8 @@ def run_estimator_benchmark(library: ObjectLibrary, config: EstimatorConfig, set
                                       precision=config.precision, max_batch=config.max_batch)
     else:
         backend = create_backend(config.backend, config.network, config.weights, config.device, seed=config.seed,
-                                 precision=config.precision, max_batch=config.max_batch)
+                                 precision=config.precision, max_batch=config.max_batch,
+                                 torch_autocast=config.torch_autocast)
     backend_setup_s = time.perf_counter() - start
     rss["backend_ready"] = _rss_mib("process")[1]
     with tempfile.TemporaryDirectory(prefix="novel_pose_bench_") as scratch:

@@ -44,6 +44,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     group.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     group.add_argument("--precision", default=EstimatorConfig.precision, choices=PRECISIONS,
                        help="TensorRT engine precision (the other back ends run fp32)")
+    group.add_argument("--torch-autocast", default=EstimatorConfig.torch_autocast, choices=["off", "fp16", "bf16"],
+                       help="mixed precision of the torch back end (e.g. on a GPU without TensorRT)")
     group.add_argument("--max-batch", type=int, default=EstimatorConfig.max_batch,
                        help="largest network batch (TensorRT: the optimisation profile's maximum)")
     group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
@@ -108,7 +110,8 @@ def run_templates_bench(args: argparse.Namespace) -> int:
         [[r["object"], r["faces"], r["views"], r["load_s"], r["render_s"], r["write_s"], r["build_s"], r["load_plus_build_s"]]
          for r in results],
     ))
-    environment = {"renderer": renderer.name, "machine": platform.machine(), "python": platform.python_version(),
+    environment = {"renderer": renderer.name, "gl_renderer": getattr(renderer, "gl_renderer", None),
+                   "machine": platform.machine(), "python": platform.python_version(),
                    "level": args.level, "image": f"{settings.width}x{settings.height}"}
     print(f"median of {args.repeat} runs; renderer: {renderer.name}")
     if args.json:
@@ -123,7 +126,8 @@ def run_estimator_bench(args: argparse.Namespace) -> int:
 
     settings = BenchSettings(tuple(args.objects_per_frame), args.frames, args.warmup, args.seed)  # checks before loading
     config = EstimatorConfig(network=args.network, weights=args.weights, backend=args.backend, device=args.device,
-                             precision=args.precision, max_batch=args.max_batch, hypotheses=args.hypotheses,
+                             precision=args.precision, torch_autocast=args.torch_autocast, max_batch=args.max_batch,
+                             hypotheses=args.hypotheses,
                              templates_dir=args.templates, **selection_values(args), **pipeline_values(args))
     library = ObjectLibrary.from_yaml(args.objects or default_objects_file())
     bench = run_estimator_benchmark(library, config, settings)

@@ -87,7 +87,7 @@ def run_engine_build(args: argparse.Namespace) -> int:
 
     checkpoint = resolve_checkpoint(config.network, config.weights)
     net, weights_id = load_network(config.network, checkpoint, config.seed)
-    sidecar_path = ensure_onnx(net, weights_id, None, checkpoint.parent if checkpoint is not None else None)
+    sidecar_path = ensure_onnx(net, weights_id)
     sidecar = load_sidecar(sidecar_path)
     cache = EngineCache(args.cache)
     gpu_name, capability = gpu_identity()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -15,7 +16,8 @@ from novel_pose_ros.bop.detections import group_by_image, read_detections_json
 from novel_pose_ros.bop.results import RESULT_SCORES, write_results_csv
 from novel_pose_ros.cli.table import format_table
 from novel_pose_ros.estimation import EstimatorConfig
-from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PIPELINES
+from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PICOPOSE_MODES, PIPELINES
+from novel_pose_ros.estimation.official_picopose import OFFICIAL_RULES
 from novel_pose_ros.estimation.diagnosis import ORACLE_SWITCHES, Oracle
 from novel_pose_ros.geometry.camera import validate_K
 from novel_pose_ros.geometry.se3 import quaternion_from_matrix
@@ -66,6 +68,9 @@ def selection_arguments(parser) -> None:
     parser.add_argument("--silhouette-alignment", action=argparse.BooleanOptionalAction,
                         default=EstimatorConfig.silhouette_alignment,
                         help="fit the chosen pose's depth and image position to the detection mask")
+    parser.add_argument("--picopose-mode", default=EstimatorConfig.picopose_mode, choices=PICOPOSE_MODES,
+                        help="whose rules the PicoPose stages follow (official: the official code's; auto: official "
+                             "for an official checkpoint, else ours; docs/OFFICIAL_PICOPOSE.md)")
     parser.add_argument("--mask-background", action=argparse.BooleanOptionalAction,
                         default=EstimatorConfig.mask_query_background,
                         help="zero the query crop outside the detection mask")
@@ -75,7 +80,7 @@ def selection_values(args: argparse.Namespace) -> dict:
     """The EstimatorConfig values of selection_arguments."""
     return {"hypothesis_rule": args.hypothesis_rule, "min_inliers": args.min_inliers,
             "inplane_hypotheses": args.inplane_hypotheses, "mask_query_background": args.mask_background,
-            "silhouette_alignment": args.silhouette_alignment}
+            "silhouette_alignment": args.silhouette_alignment, "picopose_mode": args.picopose_mode}
 
 
 def pipeline_values(args: argparse.Namespace) -> dict:
@@ -114,6 +119,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                "one per CSV row) for `novel-pose eval --breakdown`")
     eval_run.add_argument("--oracle", default="", help="diagnosis only: stage outputs replaced by the ground truth, "
                           f"comma-separated of {', '.join(ORACLE_SWITCHES)} (needs --diagnostics)")
+    eval_run.add_argument("--official-rule", action="append", default=[], choices=OFFICIAL_RULES, dest="official_rules",
+                          help="measuring one departure from the official PicoPose code: apply this official rule on "
+                               "top of picopose_mode ours (repeatable; docs/OFFICIAL_PICOPOSE.md)")
     eval_run.add_argument("--score", default="confidence", choices=RESULT_SCORES,
                           help="the CSV's score column (BOP ranks estimates by it): the pose confidence or the "
                                "detector's score")
@@ -211,7 +219,8 @@ def run_eval_run(args: argparse.Namespace) -> int:
     oracle = Oracle.parse(args.oracle)
     if oracle.any and args.diagnostics is None:
         raise ValueError(f"--oracle {oracle.label} needs --diagnostics (oracle results are for diagnosis only)")
-    summary = run_on_dataset(dataset, bop_detections, estimator_config(args, templates),
+    config = dataclasses.replace(estimator_config(args, templates), official_rules=tuple(args.official_rules))
+    summary = run_on_dataset(dataset, bop_detections, config,
                              dataset.target_images()[: args.max_images], show_progress=True,
                              diagnose=args.diagnostics is not None, oracle=oracle, score=args.score)
     write_results_csv(args.out, summary.results)

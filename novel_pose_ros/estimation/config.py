@@ -15,6 +15,10 @@ from novel_pose_ros.runtime.engine_cache import PRECISIONS
 # how PnP hypotheses are ranked: PicoPose's inlier ratio, the inlier count, or the IoU of the object's
 # silhouette rendered at the pose with the detection mask (estimation/verification.py)
 HYPOTHESIS_RULES = ("inlier_ratio", "inliers", "silhouette")
+# "official": the official PicoPose code's stage 1, template features, template centre, scale and
+# correspondence rules (estimation/official_picopose.py); "ours": our departures (docs/OFFICIAL_PICOPOSE.md);
+# "auto": official for an official checkpoint (one without our metadata), else ours.
+PICOPOSE_MODES = ("auto", "ours", "official")
 PIPELINES = ("picopose", "picopose+refine", "coop", "coop+refine", "coop+refine+select")
 
 
@@ -41,7 +45,8 @@ class EstimatorConfig:
 
     network: PicoPose configuration name; weights: checkpoint file (None = untrained, for plumbing checks);
     backend: auto | torch | onnxruntime | tensorrt (auto: TensorRT when a GPU and TensorRT are present, else
-    ONNX Runtime); device: cpu | cuda; precision: fp16 | fp32, of TensorRT engines (other back ends run fp32).
+    ONNX Runtime); device: cpu | cuda; precision: fp16 | fp32, of TensorRT engines (other back ends run fp32);
+    torch_autocast: off | fp16 | bf16, mixed precision of the torch back end (PicoPose networks; off = fp32).
     hypotheses: templates kept after stage 1 (PicoPose: 5; with the silhouette rule more hypotheses pay on real
     images: 3 / 5 / 8 give AR 0.225 / 0.247 / 0.271 on lmo_real_val, and 5 keeps one object ≥ 5 Hz and four ≥ 2 Hz
     on a 2-core CPU, docs/ACCURACY.md); certainty_threshold: stage-3 cells kept;
@@ -54,6 +59,9 @@ class EstimatorConfig:
     for "coop", `hypotheses` is the number of best-scored templates given to PnP;
     coarse_weights / refiner_weights / selector_weights: Co-op checkpoints (None = the shipped ones);
     refine_iterations: render-and-compare rounds.
+    picopose_mode: auto | ours | official (PICOPOSE_MODES): whose rules the PicoPose stages follow;
+    official_rules: single official rules applied on top of `ours` (official_picopose.OFFICIAL_RULES; to
+    measure each departure);
     hypothesis_rule: how PnP hypotheses are ranked (HYPOTHESIS_RULES; ties broken by the other key);
     min_inliers: a PnP hypothesis with fewer inliers does not compete (PicoPose: any success);
     inplane_hypotheses: each template hypothesis also runs stage 3 + PnP with stage 2's in-plane angle turned
@@ -70,6 +78,7 @@ class EstimatorConfig:
     backend: str = "auto"
     device: str = "cpu"
     precision: str = "fp16"
+    torch_autocast: str = "off"
     hypotheses: int = 5
     certainty_threshold: float = 0.5
     pnp_reprojection_px: float = 2.0
@@ -86,6 +95,8 @@ class EstimatorConfig:
     selector_weights: Path | None = None
     refine_iterations: int = 1
     hypothesis_rule: str = "silhouette"
+    picopose_mode: str = "auto"
+    official_rules: tuple[str, ...] = ()
     min_inliers: int = 6
     inplane_hypotheses: int = 1
     confidence_model: str | None = None
@@ -101,6 +112,8 @@ class EstimatorConfig:
             problems.append(f"device must be 'cpu' or 'cuda', got '{self.device}'")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {PRECISIONS}, got '{self.precision}'")
+        if self.torch_autocast not in ("off", "fp16", "bf16"):
+            problems.append(f"torch_autocast must be off, fp16 or bf16, got '{self.torch_autocast}'")
         if not 1 <= self.hypotheses <= 64:
             problems.append(f"hypotheses must be in [1, 64], got {self.hypotheses}")
         if not 0.0 <= self.certainty_threshold < 1.0:
@@ -113,6 +126,12 @@ class EstimatorConfig:
             problems.append(f"pipeline must be one of {PIPELINES}, got '{self.pipeline}'")
         if not 1 <= self.refine_iterations <= 10:
             problems.append(f"refine_iterations must be in [1, 10], got {self.refine_iterations}")
+        if self.picopose_mode not in PICOPOSE_MODES:
+            problems.append(f"picopose_mode must be one of {PICOPOSE_MODES}, got '{self.picopose_mode}'")
+        from novel_pose_ros.estimation.official_picopose import OFFICIAL_RULES
+
+        if set(self.official_rules) - set(OFFICIAL_RULES):
+            problems.append(f"official_rules must be among {OFFICIAL_RULES}, got {tuple(self.official_rules)}")
         if self.hypothesis_rule not in HYPOTHESIS_RULES:
             problems.append(f"hypothesis_rule must be one of {HYPOTHESIS_RULES}, got '{self.hypothesis_rule}'")
         if self.inplane_hypotheses not in (1, 2, 4, 8):

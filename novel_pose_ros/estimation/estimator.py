@@ -26,6 +26,7 @@ from novel_pose_ros.estimation.config import EstimatorConfig, Pipeline
 from novel_pose_ros.estimation.coop_coarse_stage import CoarseTemplates, CoopCoarseStage
 from novel_pose_ros.estimation.crops import DetectionRejected, QueryCrop, make_query_crop
 from novel_pose_ros.estimation.diagnosis import Oracle, StageDiagnostics, at_true_depth
+from novel_pose_ros.estimation.official_picopose import OFFICIAL_RULES
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTemplates, PicoPoseStages
 from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
 from novel_pose_ros.estimation.selector_stage import SelectorStage
@@ -68,6 +69,21 @@ class EstimationReport:
     diagnostics: dict[int, StageDiagnostics] = field(default_factory=dict)  # by detection index (PicoPose stages)
 
 
+def resolve_picopose_mode(config: EstimatorConfig) -> str:
+    """"ours" or "official" for config.picopose_mode; "auto" is "official" for an official checkpoint
+    (logged: the user asked for those weights, so they get the rules they were trained and published with)."""
+    if config.picopose_mode != "auto":
+        return config.picopose_mode
+    from novel_pose_ros.runtime.weights import is_official_checkpoint, resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(config.network, config.weights)
+    if checkpoint is not None and checkpoint.is_file() and is_official_checkpoint(checkpoint):
+        LOGGER.info("%s is an official PicoPose checkpoint: picopose_mode official (the official stage rules; set "
+                    "picopose_mode: ours for ours)", checkpoint)
+        return "official"
+    return "ours"
+
+
 class Estimator:
     """PicoPose-style 6D pose estimation of the objects of a library."""
 
@@ -85,14 +101,18 @@ class Estimator:
         self._show_progress = show_progress
         self.pipeline = Pipeline.parse(self.config.pipeline)
         cfg = self.config
+        self.picopose_mode: str | None = None  # the PicoPose stages' rules (None: the Co-op coarse stage runs)
         if self.pipeline.coarse == "coop":
             self.backend = backend or create_coop_backend("coop_coarse", cfg.backend, cfg.coarse_weights, cfg.device,
                                                           precision=cfg.precision, max_batch=cfg.max_batch)
             self._stages = CoopCoarseStage(self.backend, cfg)
         else:
             self.backend = backend or create_backend(cfg.backend, cfg.network, cfg.weights, cfg.device, seed=cfg.seed,
-                                                     precision=cfg.precision, max_batch=cfg.max_batch)
-            self._stages = PicoPoseStages(self.backend, cfg)
+                                                     precision=cfg.precision, max_batch=cfg.max_batch,
+                                                     torch_autocast=cfg.torch_autocast)
+            self.picopose_mode = resolve_picopose_mode(cfg)
+            rules = frozenset(OFFICIAL_RULES) if self.picopose_mode == "official" else frozenset(cfg.official_rules)
+            self._stages = PicoPoseStages(self.backend, cfg, rules)
         self._refiner = self._selector = None
         if self.pipeline.refine:
             self._refiner = RefinerStage(

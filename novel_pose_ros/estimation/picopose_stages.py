@@ -7,6 +7,10 @@ a pose through EPnP + RANSAC per hypothesis. Among hypotheses with at least `min
 the one of highest inlier ratio (PicoPose) or count wins here, and with the silhouette rule the
 Estimator re-decides among them by rendering (verification.py); when no PnP succeeds, the stage-2
 affine of the best-scored template gives the pose.
+
+`rules` (official_picopose.OFFICIAL_RULES; all of them under picopose_mode official) follow the official
+code where ours departs from it: stage-1 scoring, float32 template features, template centre, unclipped
+scale, correspondence gather and fallback pose (estimation/official_picopose.py).
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from novel_pose_ros.estimation.correspondences import (
     pose_from_correspondences,
     targets_from_flow,
 )
+from novel_pose_ros.estimation.correspondences import Correspondences
 from novel_pose_ros.estimation.crops import QueryCrop
 from novel_pose_ros.estimation.diagnosis import (
     Oracle,
@@ -35,6 +40,16 @@ from novel_pose_ros.estimation.diagnosis import (
     oracle_ordering,
     rank_of,
     true_cos_sin,
+)
+from novel_pose_ros.estimation.official_picopose import (
+    OFFICIAL_RULES,
+    as_3x3,
+    official_correspondences,
+    official_crop_matrix,
+    official_fallback_pose,
+    official_grid_pixels,
+    official_stage1_scores,
+    official_template_centres,
 )
 from novel_pose_ros.estimation.template_bank import TemplateBank, patch_grid_mask
 from novel_pose_ros.estimation.template_features import TemplateFeatures, load_or_compute_features, unit_patches
@@ -56,16 +71,23 @@ class ObjectTemplates:
     """What the stages need of one object: its template bank and cached template features.
 
     object_patches (P, C): the unit patch vectors of every template's object patches, template after
-    template (stage 1 reads only these); first_patch (N,): row of each template's first object patch
-    (a template with none starts where the next one does).
+    template (our stage 1 reads only these); first_patch (N,): row of each template's first object patch
+    (a template with none starts where the next one does); centres (N, 2) float32: the template centre
+    stage 2's affine is built around (ours: the projected origin in the network's corner convention;
+    official: `tem_M · K · t / t_z`).
     """
 
     bank: TemplateBank
     features: TemplateFeatures
+    official_centre: bool = False
     object_patches: np.ndarray = field(init=False, repr=False)
     first_patch: np.ndarray = field(init=False, repr=False)
+    centres: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        centres = (official_template_centres(self.bank.T_cam_obj, self.bank.K, self.bank.M_crop_img)
+                   if self.official_centre else self.bank.centre_crop_px + 0.5)  # ours: integer-centred -> corner origin
+        object.__setattr__(self, "centres", np.asarray(centres, dtype=np.float32))
         on_object = self.bank.patch_mask.reshape(len(self.bank), -1) > 0
         counts = on_object.sum(axis=1)
         object.__setattr__(self, "object_patches", np.ascontiguousarray(self.features.unit_patches[on_object]))
@@ -110,15 +132,20 @@ def score_templates(query_unit: np.ndarray, query_patch_mask: np.ndarray, templa
 class PicoPoseStages:
     """Runs the stages for a frame with a given inference backend."""
 
-    def __init__(self, backend: InferenceBackend, config: EstimatorConfig) -> None:
+    def __init__(self, backend: InferenceBackend, config: EstimatorConfig, rules: frozenset[str] = frozenset()) -> None:
+        unknown = set(rules) - set(OFFICIAL_RULES)
+        if unknown:
+            raise ValueError(f"unknown official rules {sorted(unknown)} (known: {', '.join(OFFICIAL_RULES)})")
         self.backend = backend
         self.config = config
+        self.rules = frozenset(rules)
         self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="pnp")
 
     def templates(self, bank: TemplateBank, folder: Path) -> ObjectTemplates:
         """Onboarding: the bank and its template features (cached in the template folder, per weights)."""
-        return ObjectTemplates(bank, load_or_compute_features(bank, folder, self.backend, self.config.network,
-                                                              self.config.max_batch))
+        features = load_or_compute_features(bank, folder, self.backend, self.config.network, self.config.max_batch,
+                                            float32="float32_features" in self.rules)
+        return ObjectTemplates(bank, features, "template_centre" in self.rules)
 
     def run(
         self, crops: list[QueryCrop], objects: dict[str, ObjectTemplates], K: np.ndarray, timings: dict[str, float],
@@ -147,7 +174,9 @@ class PicoPoseStages:
         for slot, crop in enumerate(crops):
             mask = (patch_grid_mask(crop.mask, PATCH_GRID).reshape(-1) if crop.mask is not None
                     else np.ones(PATCH_GRID * PATCH_GRID, np.float32))
-            scores = score_templates(query_units[slot], mask, objects[crop.object_name])
+            templates = objects[crop.object_name]
+            scores = (official_stage1_scores(query_units[slot], mask, templates.features.unit_patches)
+                      if "stage1" in self.rules else score_templates(query_units[slot], mask, templates))
             ordering = np.argsort(-scores, kind="stable")
             gt_views.append(None)
             if truths[slot] is not None:
@@ -166,7 +195,7 @@ class PicoPoseStages:
         mask16 = np.stack([b.bank.patch_mask[v] for b, v in zip(banks, views)])
         translation, scale, cos_sin = run_in_chunks(self.backend, "affine", {
             "query_map": maps[3][slots], "template_map": template_map3, "template_patch_mask": mask16}, cfg.max_batch)
-        centres = np.stack([b.bank.centre_crop_px[v] for b, v in zip(banks, views)]) + 0.5  # network: corner origin
+        centres = np.stack([b.centres[v] for b, v in zip(banks, views)])
         if oracle.inplane:
             cos_sin = cos_sin.copy()
             for i, (slot, view, _) in enumerate(pairs):
@@ -178,8 +207,9 @@ class PicoPoseStages:
             cos_sin = turned_cos_sin(cos_sin[expand], 2.0 * np.pi * k / turns)
             translation, scale, centres, mask16, slots = (a[expand] for a in (translation, scale, centres, mask16, slots))
             pairs, banks, views = ([seq[i] for i in expand] for seq in (pairs, banks, views))
-        prediction = AffinePrediction(torch.from_numpy(translation), torch.from_numpy(np.clip(scale, *SCALE_RANGE)),
-                                      torch.from_numpy(cos_sin))
+        if "no_scale_clip" not in self.rules:
+            scale = np.clip(scale, *SCALE_RANGE)
+        prediction = AffinePrediction(torch.from_numpy(translation), torch.from_numpy(scale), torch.from_numpy(cos_sin))
         affines = affine_from_prediction(prediction, torch.from_numpy(centres.astype(np.float32)))
         flow0, certainty0 = initial_flow(affines, torch.from_numpy(mask16))
         tick = lap(timings, "stage2", tick)
@@ -193,9 +223,20 @@ class PicoPoseStages:
         certainties = 1.0 / (1.0 + np.exp(-certainty_logits[:, 0]))
         tick = lap(timings, "stage3", tick)
 
+        official_gather = "correspondences" in self.rules
+        grid_pixels = {}  # official gather: each crop's dense grid in the image, made once per crop
+        if official_gather:
+            for slot in sorted(set(slots.tolist())):
+                grid_pixels[slot] = official_grid_pixels(crops[slot].M_crop_img, flows.shape[-1], crops[slot].rgb.shape[0])
+
         def solve(i: int):
-            corr = dense_correspondences(targets_from_flow(flows[i]), certainties[i], banks[i].bank, pairs[i][1],
-                                         crops[slots[i]].M_crop_img, cfg.certainty_threshold)
+            targets, bank, view = targets_from_flow(flows[i]), banks[i].bank, pairs[i][1]
+            if official_gather:
+                corr = Correspondences(*official_correspondences(targets, certainties[i], bank.official_points_obj[view],
+                                                                 grid_pixels[slots[i]], cfg.certainty_threshold))
+            else:
+                corr = dense_correspondences(targets, certainties[i], bank, view, crops[slots[i]].M_crop_img,
+                                             cfg.certainty_threshold)
             return pose_from_correspondences(corr, K, cfg.pnp_reprojection_px, cfg.pnp_iterations), len(corr.pixels)
 
         # OpenCV releases the GIL, so the hypotheses' RANSAC runs use every core
@@ -230,11 +271,19 @@ class PicoPoseStages:
                                     tuple(hypotheses), diagnostics)
         first = indices[0]  # stage 1's best template
         view = pairs[first][1]
-        T = affine_fallback_pose(affine_to_pixel_centres(affines[first]), banks[first].bank, view, crop.M_crop_img, K)
+        T = self._fallback_pose(affines[first], banks[first].bank, view, crop, K)
         result, count = results[first]
         hypotheses.append(PoseHypothesis(T, 0.0, f"affine_fallback:view{view}", 0, count, pairs[first][2]))
         diagnostics = StageDiagnostics(f"affine_fallback:view{view}", view, 0, len(result.inliers), count, 0.0, **truth)
         return DetectionOutcome(crop.detection_index, T, "affine_fallback", 0.0, tuple(hypotheses), diagnostics)
+
+    def _fallback_pose(self, affine: np.ndarray, bank: TemplateBank, view: int, crop: QueryCrop, K: np.ndarray) -> np.ndarray:
+        """The pose of a stage-2 affine (network corner convention) alone: ours, or the official
+        pose_recovery_2d_prediction (whose affine is in official crop coordinates, as its centres are)."""
+        if "fallback_pose" in self.rules:
+            return official_fallback_pose(as_3x3(affine), as_3x3(official_crop_matrix(crop.M_crop_img)), K,
+                                          as_3x3(official_crop_matrix(bank.M_crop_img[view])), bank.K, bank.T_cam_obj[view])
+        return affine_fallback_pose(affine_to_pixel_centres(affine), bank, view, crop.M_crop_img, K)
 
     def hypothesis_key(self, result) -> tuple[float, ...]:
         """What ranks PnP hypotheses (larger wins): PicoPose's inlier ratio, or the inlier count (also the

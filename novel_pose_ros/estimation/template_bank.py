@@ -48,7 +48,9 @@ class TemplateBank:
     centre_crop_px: (N, 2) projected object origin in crop pixels;
     points_obj: (N, G, G, 3) object-frame point at each dense-grid cell centre (metres);
     points_valid: (N, G, G) bool (cell centre on the object); T_cam_obj: (N, 4, 4); K: (3, 3);
-    M_crop_img: (N, 2, 3); key: the template set's cache key.
+    M_crop_img: (N, 2, 3); key: the template set's cache key;
+    official_points_obj: (N, G, G, 3) the official code's template point per cell (`official_point_grid`),
+    for `picopose_mode: official`.
     """
 
     object_name: str
@@ -62,16 +64,36 @@ class TemplateBank:
     T_cam_obj: np.ndarray
     K: np.ndarray
     M_crop_img: np.ndarray
+    official_points_obj: np.ndarray | None = None  # None in training's one-view banks (never official mode)
 
     def __len__(self) -> int:
         return len(self.rgb)
+
+
+def official_point_grid(depth_m: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarray, M_crop_img: np.ndarray,
+                        crop_size_px: int, grid: int) -> np.ndarray:
+    """(G, G, 3) object-frame points as the official code makes them: the depth of the crop window
+    resized to G×G by cv2's nearest rule (cell w reads window pixel floor(w·side/G)), back-projected at
+    the integer pixel, with no validity test: a pixel without depth gives the camera centre."""
+    s = M_crop_img[0, 0]
+    x1 = int(round((0.5 * s - 0.5 - M_crop_img[0, 2]) / s))
+    y1 = int(round((0.5 * s - 0.5 - M_crop_img[1, 2]) / s))
+    side = int(round(crop_size_px / s))
+    offsets = np.floor(np.arange(grid) * side / grid).astype(np.int64)
+    xs, ys = np.meshgrid(x1 + offsets, y1 + offsets)
+    h, w = depth_m.shape
+    inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+    depth = np.where(inside, depth_m[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)], 0.0)
+    pixels = np.stack([xs, ys], axis=-1).reshape(-1, 2).astype(np.float64)
+    points_cam = backproject_pixels(K, pixels, depth.reshape(-1))
+    return transform_points(invert_T(T_cam_obj), points_cam).reshape(grid, grid, 3)
 
 
 def build_template_bank(templates: TemplateSet, patch_grid: int = 16, dense_grid: int = 64) -> TemplateBank:
     """Crop every view and lift the dense-grid cell centres to object points."""
     size = templates.crop_size_px
     centres = grid_cell_centres(dense_grid, size).reshape(-1, 2)
-    rgb, mask, patch_mask, centre_px, points, valid = [], [], [], [], [], []
+    rgb, mask, patch_mask, centre_px, points, valid, official = [], [], [], [], [], [], []
     for view in templates.views:
         rgb.append(warp_crop(view.rgb, view.M_crop_img, size))
         crop_mask = warp_crop(view.mask, view.M_crop_img, size, nearest=True)
@@ -89,6 +111,7 @@ def build_template_bank(templates: TemplateSet, patch_grid: int = 16, dense_grid
         points_cam = backproject_pixels(templates.K, px.astype(np.float64), depth)
         points.append(transform_points(invert_T(view.T_cam_obj), points_cam).reshape(dense_grid, dense_grid, 3))
         valid.append(cell_valid.reshape(dense_grid, dense_grid))
+        official.append(official_point_grid(view.depth_m, templates.K, view.T_cam_obj, view.M_crop_img, size, dense_grid))
     return TemplateBank(
         object_name=templates.object_name,
         key=templates.key,
@@ -101,4 +124,5 @@ def build_template_bank(templates: TemplateSet, patch_grid: int = 16, dense_grid
         T_cam_obj=templates.T_cam_obj,
         K=templates.K,
         M_crop_img=np.stack([v.M_crop_img for v in templates.views]),
+        official_points_obj=np.stack(official).astype(np.float32),
     )

@@ -2,8 +2,9 @@
 
 Per template we keep what the per-frame stages read: the last backbone map (stage 1 scoring
 and stage 2) and the DPT head's three outputs (stage 3). They are stored as float16 in
-`<template folder>/features/<network>-<weights id>.npz`, keyed by the weights id and the
-template set's key, and recomputed when either changes.
+`<template folder>/features/<network>-<weights id>.npz` (half the disk and load time; our default), or as
+float32 in `...-f32.npz` as the official PicoPose code keeps them (`picopose_mode: official`), keyed by
+the weights id and the template set's key, and recomputed when either changes.
 """
 from __future__ import annotations
 
@@ -50,10 +51,13 @@ def compute_template_features(bank: TemplateBank, backend: InferenceBackend, max
 
 
 def load_or_compute_features(
-    bank: TemplateBank, folder: Path, backend: InferenceBackend, network: str, max_batch: int
+    bank: TemplateBank, folder: Path, backend: InferenceBackend, network: str, max_batch: int,
+    float32: bool = False,
 ) -> TemplateFeatures:
-    """Cached features of `bank` for these weights, computed (and saved) when missing or stale."""
-    path = Path(folder) / "features" / f"{network}-{backend.weights_id[:24]}.npz"
+    """Cached features of `bank` for these weights, computed (and saved) when missing or stale; stored as
+    float16 unless `float32`."""
+    dtype = np.float32 if float32 else np.float16
+    path = Path(folder) / "features" / f"{network}-{backend.weights_id[:24]}{'-f32' if float32 else ''}.npz"
     if path.is_file():
         try:
             with np.load(path) as cached:
@@ -66,7 +70,7 @@ def load_or_compute_features(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, template_key=bank.key, weights_id=backend.weights_id,
-             **{k: v.astype(np.float16) for k, v in arrays.items()})
+             **{k: v.astype(dtype) for k, v in arrays.items()})
     tmp.replace(path)  # never leave a half-written cache behind
-    # Use what was saved (float16), so a fresh and a cached run give identical results.
-    return _features({k: v.astype(np.float16) for k, v in arrays.items()})
+    # Use what was saved, so a fresh and a cached run give identical results.
+    return _features({k: v.astype(dtype) for k, v in arrays.items()})

@@ -16,7 +16,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from novel_pose_ros.estimation import EstimatorConfig
-from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PIPELINES
+from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PICOPOSE_MODES, PIPELINES
 from novel_pose_ros.networks.picopose.config import CONFIGS
 from novel_pose_ros.paths import default_objects_file
 from novel_pose_ros.runtime import BACKENDS
@@ -44,6 +44,8 @@ SPECS = (
     ParamSpec("hypotheses", EstimatorConfig.hypotheses, "templates kept after the coarse stage's scoring", bounds=(1, 64)),
     ParamSpec("hypothesis_rule", EstimatorConfig.hypothesis_rule, "how pose hypotheses are chosen: silhouette IoU "
               "with the detection, PnP inlier count or ratio", choices=HYPOTHESIS_RULES),
+    ParamSpec("picopose_mode", EstimatorConfig.picopose_mode, "whose rules the PicoPose stages follow: ours, the "
+              "official code's, or auto (official for an official checkpoint)", choices=PICOPOSE_MODES),
     ParamSpec("min_inliers", EstimatorConfig.min_inliers, "PnP hypotheses with fewer inliers do not compete",
               bounds=(4, 100_000)),
     ParamSpec("inplane_hypotheses", EstimatorConfig.inplane_hypotheses, "in-plane turns of stage 2's angle tried "
@@ -148,7 +150,7 @@ def read_settings(node: Node) -> NodeSettings:
         backend=values["backend"], device=values["device"], precision=values["precision"],
         hypotheses=values["hypotheses"], pipeline=values["pipeline"], hypothesis_rule=values["hypothesis_rule"],
         min_inliers=values["min_inliers"], inplane_hypotheses=values["inplane_hypotheses"],
-        silhouette_alignment=values["silhouette_alignment"],
+        silhouette_alignment=values["silhouette_alignment"], picopose_mode=values["picopose_mode"],
         **{key: Path(values[key]) if values[key] else None
            for key in ("coarse_weights", "refiner_weights", "selector_weights")},
         refine_iterations=values["refine_iterations"], confidence_model=values["confidence_model"] or None,

@@ -82,12 +82,14 @@ def create_backend(
     precision: str = "fp16",
     max_batch: int = 32,
     engine_cache: str | Path | None = None,
+    torch_autocast: str = "off",
 ) -> InferenceBackend:
     """A backend for PicoPose `config_name` with weights from `checkpoint` (None = the shipped weights of
     that network when there are some, else untrained, seeded).
 
     'auto' is decided by `choose_backend` (logged with its reason). precision ("fp16" | "fp32") and
-    max_batch (largest profile batch) matter to TensorRT only. When TensorRT fails under 'auto' (GPU out
+    max_batch (largest profile batch) matter to TensorRT only; torch_autocast ("off" | "fp16" | "bf16") to
+    the torch back end only. When TensorRT fails under 'auto' (GPU out
     of memory, build error), a warning says why and ONNX Runtime runs instead.
     """
     if precision not in PRECISIONS:
@@ -102,9 +104,8 @@ def create_backend(
     if chosen == "torch":
         from novel_pose_ros.runtime.torch_backend import TorchBackend
 
-        return TorchBackend(net, weights_id, device)
-    beside = checkpoint.parent if checkpoint is not None else None
-    return sidecar_backend(ensure_onnx(net, weights_id, onnx_cache, beside), backend, chosen, device, precision,
+        return TorchBackend(net, weights_id, device, torch_autocast)
+    return sidecar_backend(ensure_onnx(net, weights_id, onnx_cache), backend, chosen, device, precision,
                            max_batch, engine_cache)
 
 

@@ -9,6 +9,7 @@ keyed by that id, so they never mix weights.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +46,11 @@ def config_of_checkpoint(contents, fallback: str) -> PicoPoseConfig:
     return get_config(fallback)
 
 
+def is_official_checkpoint(path: str | Path) -> bool:
+    """True for a checkpoint without our `novel_pose` metadata: the official code's (or another foreign) file."""
+    return not isinstance(read_checkpoint(path).metadata.get("novel_pose"), dict)
+
+
 def load_network(config_name: str, checkpoint: str | Path | None, seed: int = 0) -> tuple[PicoPoseNet, str]:
     """(network in eval mode on CPU, weights id). checkpoint=None builds untrained weights from `seed`."""
     if checkpoint is None:
@@ -60,26 +66,20 @@ def load_network(config_name: str, checkpoint: str | Path | None, seed: int = 0)
     return net.eval(), file_sha256(path)
 
 
-def ensure_onnx(net: PicoPoseNet, weights_id: str, root: str | Path | None = None, beside: Path | None = None) -> Path:
-    """Sidecar path of this PicoPose network's ONNX export: the one shipped `beside` the checkpoint when it was
-    exported from these weights, else one exported into the cache (when absent or stale)."""
+def ensure_onnx(net: PicoPoseNet, weights_id: str, root: str | Path | None = None) -> Path:
+    """Sidecar path of this PicoPose network's ONNX export in the cache (exported when absent or stale)."""
     name = net.config.name
     return cached_export("picopose", f"picopose_{name}.json", f"{name}-{weights_id[:24]}", weights_id,
-                         lambda folder: export_onnx(net, folder, weights_id), root, beside)
+                         lambda folder: export_onnx(net, folder, weights_id), root)
 
 
 def cached_export(network: str, sidecar_name: str, folder_name: str, weights_id: str, export: Callable[[Path], Path],
-                  root: str | Path | None = None, beside: Path | None = None) -> Path:
-    """Sidecar of an export (PicoPose or Co-op `network`) made from the weights `weights_id`: `beside/sidecar_name`
-    when that one was exported from these weights, else `<root or cache>/onnx/folder_name/sidecar_name`,
-    written by `export(folder)` when absent, stale or damaged. Caches never mix weights."""
-    if beside is not None:
-        shipped = beside / sidecar_name
-        try:
-            if shipped.is_file() and load_sidecar(shipped, network).get("weights_sha256") == weights_id:
-                return shipped
-        except (ValueError, FileNotFoundError) as exc:
-            LOGGER.warning("ONNX files beside the checkpoint are unusable (%s): exporting into the cache", exc)
+                  root: str | Path | None = None) -> Path:
+    """Sidecar of an export (PicoPose or Co-op `network`) made from the weights `weights_id`:
+    `<root or cache>/onnx/folder_name/sidecar_name`, written by `export(folder)` when absent, stale or damaged.
+    ONNX graphs are never shipped (the checkpoints are the one copy of the weights): the first run of new
+    weights exports them (logged, with the time it took: seconds for small_cnn, minutes for official). Caches
+    never mix weights."""
     folder = Path(root or cache_dir() / "onnx") / folder_name
     sidecar = folder / sidecar_name
     if sidecar.is_file():
@@ -88,5 +88,9 @@ def cached_export(network: str, sidecar_name: str, folder_name: str, weights_id:
                 return sidecar
         except (ValueError, FileNotFoundError) as exc:
             LOGGER.warning("ONNX cache %s is unusable (%s): exporting again", folder, exc)
-    LOGGER.info("exporting %s to ONNX in %s", sidecar_name, folder)
-    return export(folder)
+    LOGGER.info("first use of these %s weights (%s): exporting their ONNX graphs into %s (once; later runs "
+                   "reuse them)", network, weights_id[:12], folder)
+    started = time.perf_counter()
+    sidecar = export(folder)
+    LOGGER.info("ONNX export of %s done in %.1f s", sidecar_name, time.perf_counter() - started)
+    return sidecar

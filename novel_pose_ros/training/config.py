@@ -190,7 +190,9 @@ class RunConfig:
     """out_dir: checkpoints, logs, plots; steps: optimiser steps; batch_size: pairs per step and process;
     num_workers: data processes (0: in the training process); threads: torch threads (0: torch's default);
     init_weights: a checkpoint whose weights start this run (a new schedule; e.g. the shipped model, to
-    continue training it in another session); ignored with --resume."""
+    continue training it in another session); ignored with --resume. max_minutes: a wall-time limit of the
+    loop (None: none): the run then ends at the first step done after that many minutes (at least one step),
+    with its checkpoint and final validation as at run.steps (training/loop.py)."""
 
     out_dir: Path = Path("runs/train")
     steps: int = 100000
@@ -203,12 +205,15 @@ class RunConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     init_weights: Path | None = None
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1 and self.batch_size >= 1 and self.log_every >= 1 and self.checkpoint_every >= 1
                and self.keep_checkpoints >= 1, "run: steps, batch_size, log_every, checkpoint_every, keep_checkpoints ≥ 1")
         _check(self.num_workers >= 0 and self.threads >= 0 and self.seed >= 0, "run: num_workers, threads, seed ≥ 0")
         _check(self.device in ("cpu", "cuda", "auto"), f"run.device must be cpu, cuda or auto, got '{self.device}'")
+        _check(self.max_minutes is None or self.max_minutes > 0, f"run.max_minutes must be > 0 (or null), got "
+                                                                   f"{self.max_minutes}")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ Per step: a batch from the trainer's stream (data worker processes), the trainer
 AdamW with the warm-up + cosine schedule and gradient clipping (training/optim.py; a non-finite loss
 skips the step on every rank). Every `log_every` steps a JSON-lines record and the curves, every
 `checkpoint_every` a resumable checkpoint, every `validation.every_steps` the trainer's validation.
+With `run.max_minutes`, the run ends at the first step done after that much wall time of the loop (from
+its start, data workers' start-up included): that step is the last, logged, checkpointed and validated
+as `run.steps` would be, with a {"kind": "stop"} record saying so. The final validation's own time is not
+part of the limit: its size (validation pairs, AR objects and images) bounds it.
 Under torchrun each rank trains on its own batches and gradients are averaged (DDP); rank 0 logs,
 saves and validates. A subclass fills in the hooks below; `run()` does the rest.
 """
@@ -37,6 +41,14 @@ class TrainSummary:
     last_checkpoint: Path | None
     records: list[dict]
     rank: int = 0
+
+
+def past_time_limit(started: float, max_minutes: float | None, dist: Distributed) -> bool:
+    """Whether `max_minutes` of wall time have passed since `started` (perf_counter), one answer for every rank:
+    one rank past it stops them all after the same step (no collective call without a limit)."""
+    if max_minutes is None:
+        return False
+    return not dist.all_true(time.perf_counter() - started < 60.0 * max_minutes)
 
 
 class TrainingRun:
@@ -95,7 +107,8 @@ class TrainingRun:
             backbone_batchnorm_eval(net)
         bar = tqdm(total=run.steps, initial=start, desc=self.progress_label, unit="step",
                    disable=not (self.show_progress and dist.is_main))
-        tick = time.perf_counter()
+        tick = started = time.perf_counter()
+        done = start
         for step, batch in batch_loader(stream, run.num_workers, pin_memory=dist.device.type == "cuda"):
             got, data_from = time.perf_counter(), tick
             batch = batch.to(dist.device)
@@ -109,14 +122,21 @@ class TrainingRun:
             meter.add(values, stepped, got - data_from, tick - got)
             done = step + 1
             bar.update(1)
-            if done % run.log_every == 0 or done == run.steps:
+            out_of_time = past_time_limit(started, run.max_minutes, dist)
+            last = done == run.steps or out_of_time
+            if done % run.log_every == 0 or last:
                 record = meter.record(done, lr, dist)
                 bar.set_postfix(self.progress(record))
                 if dist.is_main:
                     log.write(record)
                     self.plot(log.read())
-            validate = done % cfg.validation.every_steps == 0 or done == run.steps
-            if done % run.checkpoint_every == 0 or done == run.steps or validate:
+            if out_of_time and dist.is_main:
+                log.write({"kind": "stop", "step": done, "reason": "max_minutes", "max_minutes": run.max_minutes,
+                           "train_minutes": (time.perf_counter() - started) / 60.0})
+                LOGGER.info("time limit of %.3g min reached after step %d: final checkpoint and validation",
+                            run.max_minutes, done)
+            validate = done % cfg.validation.every_steps == 0 or last
+            if done % run.checkpoint_every == 0 or last or validate:
                 if dist.is_main:
                     last_ckpt = save_training_checkpoint(checkpoints, done, net, optimizer, cfg.to_dict(),
                                                          run.keep_checkpoints, self.save_weights).weights
@@ -127,9 +147,11 @@ class TrainingRun:
                     if cfg.optim.freeze_backbone_bn:  # validation puts the model in eval mode
                         backbone_batchnorm_eval(net)
                 dist.barrier()
+            if out_of_time:
+                break  # leaving the loop shuts the data workers down
             tick = time.perf_counter()
         bar.close()
-        return TrainSummary(self.out_dir, start, run.steps, last_ckpt, log.read() if dist.is_main else [], dist.rank)
+        return TrainSummary(self.out_dir, start, done, last_ckpt, log.read() if dist.is_main else [], dist.rank)
 
     # --- hooks --------------------------------------------------------------------------------------
     def build_network(self, from_weights: bool) -> nn.Module:

@@ -115,8 +115,10 @@ def load_manifest(folder: str | Path) -> MeshManifest:
     return MeshManifest(path.parent.resolve(), objects, data.get("sources", {}), tuple(data.get("excluded", [])))
 
 
-def write_manifest(root: Path, entries: Iterable[MeshEntry], sources: dict, excluded: Iterable[dict]) -> Path:
-    """Write manifest.json (names unique, splits valid) and return its path."""
+def write_manifest(root: Path, entries: Iterable[MeshEntry], sources: dict, excluded: Iterable[dict],
+                   extra: dict | None = None) -> Path:
+    """Write manifest.json (names unique, splits valid) and return its path. `extra`: more top-level
+    sections (a pack's "pack": what training/pack.py reduced); readers ignore sections they do not know."""
     entries = sorted(entries, key=lambda e: e.object_id)
     names = [e.name for e in entries]
     if len(set(names)) != len(names) or len({e.object_id for e in entries}) != len(entries):
@@ -126,7 +128,7 @@ def write_manifest(root: Path, entries: Iterable[MeshEntry], sources: dict, excl
         raise ValueError(f"training-mesh manifest: unknown split for {bad[:5]}")
     path = root / MANIFEST
     data = {"format": MANIFEST_FORMAT, "sources": sources, "objects": [asdict(e) for e in entries],
-            "excluded": list(excluded)}
+            "excluded": list(excluded), **(extra or {})}
     path.write_text(json.dumps(data, indent=1))
     return path
 

@@ -79,3 +79,17 @@ def test_bench_on_the_gpu_names_the_gpu_and_its_memory(cuda, tmp_path):
     assert (env["backend"], env["device"]) == ("torch", "cuda") and isinstance(env["gpu_name"], str)
     assert report["results"][0]["gpu_peak_mib"] > 0
     assert report["results"][0]["answered_per_frame"] == [1]
+
+
+@pytest.mark.parametrize("autocast", ["fp16", "bf16"])
+def test_torch_cuda_autocast_stays_near_fp32(cuda, untrained_backend, autocast):
+    """Mixed precision is a speed option, not a different network: outputs within a few % of fp32."""
+    from novel_pose_ros.runtime import create_backend
+
+    backend = create_backend("torch", "small", None, device="cuda", seed=0, torch_autocast=autocast)
+    assert backend.precision == f"autocast-{autocast}"
+    for graph, feed in picopose_graph_inputs(2).items():
+        for got, want in zip(backend.run(graph, feed), untrained_backend.run(graph, feed)):
+            assert got.dtype == np.float32
+            scale = max(1.0, float(np.abs(want).max()))
+            assert float(np.abs(got - want).max()) <= 0.05 * scale, f"{graph} under autocast {autocast}"
