@@ -82,6 +82,14 @@ def _report(label: str, results: list) -> tuple[bool, list[tuple[float, float]]]
     return len(dropped) < len(results), errors
 
 
+def _echo_first_use(node_log: Path) -> None:
+    """Say on the console what the node's first start did once (ONNX export of the weights), from its log."""
+    if node_log.is_file():
+        for line in node_log.read_text(errors="replace").splitlines():
+            if "first use of these" in line or "ONNX export of" in line:
+                print("(first run) " + line.split("]: ", 1)[-1])
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from novel_pose_ros.ros.demo_graph import play_dataset
 
@@ -98,6 +106,7 @@ def run_demo(args: argparse.Namespace) -> int:
     graph_ok, all_errors = True, []
     for label, dataset, objects_file, player_params in runs:
         results = play_dataset(dataset, objects_file, out, estimator_params, player_params, label, args.timeout_s)
+        _echo_first_use(out / f"{label}_pose_estimator.log")
         answered, errors = _report(label, results)
         graph_ok &= answered
         all_errors += errors

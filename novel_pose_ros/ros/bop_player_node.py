@@ -41,6 +41,7 @@ from vision_msgs.msg import Detection2DArray
 
 from novel_pose_ros.bop.dataset import BopDataset, BopImage
 from novel_pose_ros.bop.detections import decode_mask
+from novel_pose_ros.ros.log_bridge import bridge_library_logs
 from novel_pose_ros.ros import conversions as cv
 from novel_pose_ros.ros.qos import RELIABILITIES, sensor_qos
 from novel_pose_ros.types import Detection
@@ -254,6 +255,7 @@ class BopPlayer(Node):
 
 def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
+    bridge_library_logs(rclpy.logging.get_logger("bop_player"))  # the dataset is read while the node is made
     try:
         node = BopPlayer()
     except (ValueError, KeyError, OSError, ParameterException) as exc:

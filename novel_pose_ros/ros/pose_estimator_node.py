@@ -24,6 +24,7 @@ from novel_pose_ros.estimation import Estimator
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.ros import conversions, parameters
 from novel_pose_ros.ros.diagnostics import CauseLog, MeanTracker, RateMeter, diagnostic_array
+from novel_pose_ros.ros.log_bridge import bridge_library_logs
 from novel_pose_ros.ros.outputs import PoseOutputs
 from novel_pose_ros.ros.sync import create_synchronizer
 from novel_pose_ros.ros.tf_buffer import LatestTfBuffer
@@ -193,6 +194,7 @@ def main(args: list[str] | None = None) -> int:
         print(f"pose_estimator: invalid parameters: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
+    bridge_library_logs(node.get_logger())
     try:
         if node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:

@@ -57,6 +57,9 @@ def node_process(tmp_path_factory):
     code, out = finish(proc, sigint=True)
     print(out)
     assert code == 0, f"pose_estimator exited with {code} after SIGINT"
+    # the library's own log records reach the node's ROS log (ros/log_bridge.py): its untrained-weights warning
+    assert "[WARN]" in out and "novel_pose_ros.runtime.weights: PicoPose 'small' runs with UNTRAINED" in out, \
+        "the library's logging records did not reach the node's log"
 
 
 class Client:
