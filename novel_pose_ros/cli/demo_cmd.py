@@ -68,10 +68,10 @@ def _report(label: str, results: list) -> tuple[bool, list[tuple[float, float]]]
             te, re = (f"{1000 * error[0]:.0f}", f"{error[1]:.1f}") if error else ("-", "-")
             if error:
                 errors.append(error)
-            rows.append([frame, instance, " ".join(f"{v:+.3f}" for v in T[:3, 3]), " ".join(f"{v:+.0f}" for v in rotvec),
+            rows.append([frame, f"{name} ({instance})", " ".join(f"{v:+.3f}" for v in T[:3, 3]), " ".join(f"{v:+.0f}" for v in rotvec),
                          f"{score:.2f}", te, re, len(result.ground_truth), latency])
     print(f"\n== {label}: {len(results)} frames ==")
-    print(format_table(["frame", "instance", "t (m)", "rotation vector (deg)", "confidence", "t err (mm)", "R err (deg)",
+    print(format_table(["frame", "object (detection id)", "t (m)", "rotation vector (deg)", "confidence", "t err (mm)", "R err (deg)",
                         "GT objects", "latency (ms)"], rows))
     for result in results:
         if result.overlay_path:

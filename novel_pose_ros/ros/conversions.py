@@ -23,7 +23,8 @@ import colorsys
 import hashlib
 import json
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -247,31 +248,67 @@ def camera_info_to_K(msg: CameraInfo, use_projection: bool = False) -> np.ndarra
 # --- 2D detections ----------------------------------------------------------------------
 
 def detections_from_msg(msg: Detection2DArray, masks: Sequence[np.ndarray | None] | None = None) -> list[Detection]:
-    """Core detections, in message order. object_id = class_id of the best-scoring hypothesis
-    (a name or an integer id as text; the estimator resolves it), score = its score.
+    """Core detections, in message order, all or nothing (a reader of well-formed messages, e.g. tests and
+    tools); the node reads each detection on its own (`read_detections`). object_id = class_id of the
+    best-scoring hypothesis (a name or an integer id as text; the estimator resolves it), score = its score.
 
     masks: one per detection (None entries allowed), e.g. from `label_image_to_masks`.
     Raises ConversionError: bad_detection (no hypothesis, empty class_id, degenerate box),
     bad_mask (mask count differs from detection count).
     """
+    inputs = read_detections(msg, masks)
+    for item in inputs:
+        if item.detection is None:
+            raise ConversionError(item.cause, item.message)
+    return [item.detection for item in inputs]
+
+
+@dataclass(frozen=True)
+class InputDetection:
+    """One Detection2D of a message, read on its own: its position in the message, its id (Detection2D.id,
+    stripped; "" when the detector gave none) and either the core Detection or why it could not be read
+    (cause: a ConversionError cause, message: what was wrong)."""
+
+    index: int
+    id: str
+    detection: Detection | None = None
+    cause: str = ""
+    message: str = ""
+
+
+def read_detections(msg: Detection2DArray, masks: Sequence[np.ndarray | None] | None = None) -> list[InputDetection]:
+    """Every detection of `msg`, in message order, each read on its own: a malformed one (no hypothesis,
+    an empty class_id, a zero-size or non-finite box) is an InputDetection without a Detection, and the
+    others are unaffected. A mask count that differs from the detection count is a ConversionError
+    (bad_mask) for the whole message: no mask could be assigned with confidence."""
     if masks is not None and len(masks) != len(msg.detections):
         raise ConversionError("bad_mask", f"{len(masks)} masks for {len(msg.detections)} detections")
-    detections = []
+    inputs = []
     for i, det in enumerate(msg.detections):
-        if not det.results:
-            raise ConversionError("bad_detection", f"detection {i} (id '{det.id}') has no results (class hypotheses)")
-        best = max(det.results, key=lambda r: r.hypothesis.score).hypothesis
-        if not best.class_id.strip():
-            raise ConversionError("bad_detection", f"detection {i} (id '{det.id}') has an empty class_id")
-        w, h = float(det.bbox.size_x), float(det.bbox.size_y)
-        x = float(det.bbox.center.position.x) - w / 2 + 0.5
-        y = float(det.bbox.center.position.y) - h / 2 + 0.5
+        ident = det.id.strip()
         try:
-            detections.append(Detection(best.class_id.strip(), (x, y, w, h), float(best.score),
-                                        None if masks is None else masks[i]))
-        except ValueError as exc:
-            raise ConversionError("bad_detection", f"detection {i} (class '{best.class_id}'): {exc}") from None
-    return detections
+            inputs.append(InputDetection(i, ident, _detection_of(i, det, None if masks is None else masks[i])))
+        except ConversionError as exc:
+            inputs.append(InputDetection(i, ident, None, exc.cause, str(exc)))
+    return inputs
+
+
+def _detection_of(i: int, det: Detection2D, mask: np.ndarray | None) -> Detection:
+    label = f"detection {i} (id '{det.id}')"
+    if not det.results:
+        raise ConversionError("bad_detection", f"{label} has no results (class hypotheses)")
+    best = max(det.results, key=lambda r: r.hypothesis.score).hypothesis
+    if not best.class_id.strip():
+        raise ConversionError("bad_detection", f"{label} has an empty class_id")
+    w, h = float(det.bbox.size_x), float(det.bbox.size_y)
+    x = float(det.bbox.center.position.x) - w / 2 + 0.5
+    y = float(det.bbox.center.position.y) - h / 2 + 0.5
+    if not math.isfinite(float(best.score)):
+        raise ConversionError("bad_detection", f"{label}, class '{best.class_id}': score {best.score} is not finite")
+    try:
+        return Detection(best.class_id.strip(), (x, y, w, h), float(best.score), mask)
+    except ValueError as exc:
+        raise ConversionError("bad_detection", f"{label}, class '{best.class_id}': {exc}") from None
 
 
 def detections_to_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
@@ -360,12 +397,20 @@ def _box_centre_obj(library: ObjectLibrary, name: str) -> np.ndarray:
 
 
 def detection3d_array_msg(poses: Sequence[PoseEstimate], library: ObjectLibrary, header: Header,
-                          held_back: Sequence[PoseEstimate] = ()) -> Detection3DArray:
-    """Per pose a Detection3D: id <name>_<instance> (its TF frame); one hypothesis (class_id = name, score =
-    the pose confidence, or the detection score where there is none; pose); bbox = the mesh's axis-aligned box
-    in the object frame, placed by the pose (size in metres). `held_back` poses (below min_confidence: no TF
-    frame) follow, flagged by the id <name>_<instance>:HELD_BACK_SUFFIX."""
-    msg = Detection3DArray(header=header)
+                          held_back: Sequence[PoseEstimate] = (), ids: Mapping[int, str] | None = None,
+                          unposed: Sequence[tuple[int, str, str]] = ()) -> Detection3DArray:
+    """One Detection3D per input detection, in input order (PoseEstimate.detection_index):
+
+    - a pose: id = the input detection's id (`ids`, by detection index), or its TF frame <name>_<instance>
+      when the input has none; one hypothesis (class_id = name, score = the pose confidence, or the
+      detection score where there is none; pose); bbox = the mesh's axis-aligned box placed by the pose;
+    - a held-back pose (below min_confidence: no TF frame): the same, id suffixed HELD_BACK_SUFFIX;
+    - `unposed` (index, id, status): a detection without a pose (status "failed:<cause>" or
+      "below_score_threshold"): id "<id>:<status>" (id "detection_<index>" when the input has none),
+      no hypothesis, an empty box.
+    So the entries without a ":" status are exactly /object_poses, in the same order."""
+    ids = ids or {}
+    entries = []
     for p, suffix in [(p, "") for p in poses] + [(p, HELD_BACK_SUFFIX) for p in held_back]:
         obj = library.get(p.object_id)
         centre = p.T_cam_obj[:3, :3] @ _box_centre_obj(library, obj.name) + p.T_cam_obj[:3, 3]
@@ -374,10 +419,13 @@ def detection3d_array_msg(poses: Sequence[PoseEstimate], library: ObjectLibrary,
         hypothesis.pose.pose = pose_msg(p.T_cam_obj)
         box_pose = Pose(position=Point(x=float(centre[0]), y=float(centre[1]), z=float(centre[2])),
                         orientation=_quaternion(p.T_cam_obj[:3, :3]))
-        msg.detections.append(Detection3D(header=header, id=instance_frame_id(obj.name, p.instance) + suffix,
-                                          results=[hypothesis],
-                                          bbox=BoundingBox3D(center=box_pose, size=Vector3(x=sx, y=sy, z=sz))))
-    return msg
+        ident = ids.get(p.detection_index) or instance_frame_id(obj.name, p.instance)
+        entries.append((p.detection_index, Detection3D(header=header, id=ident + suffix, results=[hypothesis],
+                                                       bbox=BoundingBox3D(center=box_pose, size=Vector3(x=sx, y=sy, z=sz)))))
+    for index, ident, status in unposed:
+        entries.append((index, Detection3D(header=header, id=f"{ident or f'detection_{index}'}:{status}")))
+    entries.sort(key=lambda entry: entry[0])  # stable: the given order where indices tie
+    return Detection3DArray(header=header, detections=[d for _, d in entries])
 
 
 # --- RViz -------------------------------------------------------------------------------

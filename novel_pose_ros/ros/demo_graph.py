@@ -100,8 +100,9 @@ def play_dataset(dataset: Path, objects_file: Path, out_dir: Path, estimator_par
     def on_detections(msg) -> None:
         result = frame(msg.header)
         result.latency_s = time.time() - result.stamp_ns * 1e-9
+        # entries without results are input detections that got no pose (their id says why)
         result.estimates = [(d.results[0].hypothesis.class_id, d.id, _pose_T(d.results[0].pose.pose),
-                             float(d.results[0].hypothesis.score)) for d in msg.detections]
+                             float(d.results[0].hypothesis.score)) for d in msg.detections if d.results]
 
     def on_ground_truth_ids(msg) -> None:
         info = json.loads(msg.data)  # {stamp: {sec, nanosec}, scene_id, im_id, names, ...}

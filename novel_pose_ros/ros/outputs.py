@@ -3,8 +3,11 @@
 Topics (relative to the node; `/object_poses` is absolute, as robots expect it):
   /object_poses                   geometry_msgs/PoseArray, one pose per instance, detection order
   ~/object_poses/<object_name>    geometry_msgs/PoseStamped of the most confident instance of that object
-  ~/detections_3d                 vision_msgs/Detection3DArray (class_id = object name, id = <name>_<instance>,
-                                  score = pose confidence), held-back poses too, flagged (conversions.HELD_BACK_SUFFIX)
+  ~/detections_3d                 vision_msgs/Detection3DArray, one entry per input detection in input order: id =
+                                  the input Detection2D.id (else <name>_<instance>), class_id = object name, score =
+                                  pose confidence; held-back poses and detections without a pose flagged by an id
+                                  suffix (":below_min_confidence", ":failed:<cause>", ":below_score_threshold"); the
+                                  unflagged entries are /object_poses, in its order
   /tf                             <object_name>_<instance> frames, children of the image frame
   ~/markers                       visualization_msgs/MarkerArray (mesh + label per instance)
   ~/overlay                       sensor_msgs/Image, mesh contours on the input coloured by confidence, held-back
@@ -51,15 +54,17 @@ class PoseOutputs:
         self.symmetries.publish(conversions.symmetries_msg(library))
 
     def publish(self, poses: list[PoseEstimate], header, frame: Frame, renderer: Renderer,
-                T_target_cam: np.ndarray | None, flags: dict[str, object]) -> list[PoseEstimate]:
-        """Publish one frame's results. T_target_cam re-expresses the poses in header.frame_id's frame.
+                T_target_cam: np.ndarray | None, flags: dict[str, object], ids: dict[int, str] | None = None,
+                unposed: list[tuple[int, str, str]] = ()) -> list[PoseEstimate]:
+        """Publish one frame's results. T_target_cam re-expresses the poses in header.frame_id's frame;
+        ids / unposed: the input detections' ids and the ones without a pose (conversions.detection3d_array_msg).
         Returns the poses held back (confidence below flags["min_confidence"])."""
         if T_target_cam is not None:
             poses = [replace(p, T_cam_obj=T_target_cam @ p.T_cam_obj) for p in poses]
         trusted = [p for p in poses if p.ranking_score >= flags["min_confidence"]]
         held_back = [p for p in poses if p.ranking_score < flags["min_confidence"]]
         self.poses.publish(conversions.pose_array_msg(trusted, header))
-        self.detections.publish(conversions.detection3d_array_msg(trusted, self._library, header, held_back))
+        self.detections.publish(conversions.detection3d_array_msg(trusted, self._library, header, held_back, ids, unposed))
         best: dict[str, PoseEstimate] = {}
         for p in trusted:
             if p.object_id not in best or p.ranking_score > best[p.object_id].ranking_score:

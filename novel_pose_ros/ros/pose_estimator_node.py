@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -113,8 +114,9 @@ class PoseEstimatorNode(LifecycleNode):
             self.input_rate.tick()
             self._worker.submit(messages)
 
-    def _frame_and_detections(self, messages) -> tuple[Frame, list]:
-        """Convert a synchronised set; raises ConversionError naming what was wrong."""
+    def _frame_and_detections(self, messages) -> tuple[Frame, list[conversions.InputDetection]]:
+        """Convert a synchronised set (each detection on its own); raises ConversionError naming what was wrong
+        with the image, the camera, the masks or the depth."""
         settings = self._settings
         image_msg, info_msg, detections_msg, *optional = messages
         masks_msg = optional.pop(0) if settings.use_masks else None
@@ -126,7 +128,7 @@ class PoseEstimatorNode(LifecycleNode):
         if depth is not None and depth.shape != rgb.shape[:2]:
             raise conversions.ConversionError("size_mismatch", f"depth is {depth.shape[::-1]} but the image is {rgb.shape[1::-1]}")
         masks = conversions.label_image_to_masks(masks_msg, len(detections_msg.detections)) if masks_msg is not None else None
-        detections = conversions.detections_from_msg(detections_msg, masks)
+        detections = conversions.read_detections(detections_msg, masks)
         frame = Frame(rgb, K, depth, conversions.stamp_to_seconds(image_msg.header.stamp), image_msg.header.frame_id)
         return frame, detections
 
@@ -134,15 +136,27 @@ class PoseEstimatorNode(LifecycleNode):
     def _process(self, messages) -> None:
         header = messages[0].header
         try:
-            frame, detections = self._frame_and_detections(messages)
+            frame, inputs = self._frame_and_detections(messages)
         except conversions.ConversionError as exc:
             self.causes.report(exc.cause, f"input dropped: {exc}")
             return
         flags = {name: self.get_parameter(name).value for name in RUNTIME_FLAGS}
-        kept = [d for d in detections if d.score >= flags["score_threshold"]]
-        report = self._estimator.run(frame, kept)
+        status: dict[int, str] = {}  # input index -> why it has no pose
+        for item in inputs:
+            if item.detection is None:  # only this detection is lost; the others go on
+                self.causes.report(item.cause, f"detection dropped: {item.message}")
+                status[item.index] = f"failed:{item.cause}"
+            elif item.detection.score < flags["score_threshold"]:
+                status[item.index] = "below_score_threshold"
+        kept = [item for item in inputs if item.index not in status]
+        report = self._estimator.run(frame, [item.detection for item in kept])
         for failure in report.failures:
             self.causes.report(failure.cause, failure.message)
+            status[kept[failure.detection_index].index] = f"failed:{failure.cause}"
+        # poses and outputs speak of input detections (their position in the Detection2DArray)
+        poses = [replace(p, detection_index=kept[p.detection_index].index) for p in report.poses]
+        ids = {item.index: item.id for item in inputs}
+        unposed = [(index, ids[index], why) for index, why in sorted(status.items())]
         T_target_cam = None
         if self._settings.target_frame:
             T_target_cam = self._tf_buffer.lookup(self._settings.target_frame, header.frame_id)
@@ -150,10 +164,11 @@ class PoseEstimatorNode(LifecycleNode):
                 self.causes.report("tf_lookup", f"no transform from '{header.frame_id}' to '{self._settings.target_frame}'")
                 return
             header = type(header)(stamp=header.stamp, frame_id=self._settings.target_frame)
-        held_back = self._outputs.publish(report.poses, header, frame, self._estimator.renderer, T_target_cam, flags)
+        held_back = self._outputs.publish(poses, header, frame, self._estimator.renderer, T_target_cam, flags, ids,
+                                          unposed)
         self.output_rate.tick()
         held_back_ids = {p.detection_index for p in held_back}
-        for p in report.poses:  # per pose, so the diagnostics' means are over the poses of the period
+        for p in poses:  # per pose, so the diagnostics' means are over the poses of the period
             if p.confidence is not None:
                 self.means.add("mean_confidence", p.confidence)
             self.means.add("held_back_share", float(p.detection_index in held_back_ids))

@@ -378,3 +378,33 @@ def test_detection3d_score_is_the_confidence_and_held_back_poses_are_flagged(rng
     assert [d.results[0].hypothesis.score for d in msg.detections] == [0.83, 0.12]
     without = cv.detection3d_array_msg([replace(trusted, confidence=None)], library, HEADER)
     assert without.detections[0].results[0].hypothesis.score == trusted.score  # no model: the detection score
+
+
+def test_read_detections_isolates_each_bad_detection():
+    msg = cv.detections_to_msg([Detection("mug", (1, 2, 3, 4)), Detection("mug", (5, 6, 7, 8)),
+                                Detection("toy_block", (9, 9, 9, 9), 0.5)], HEADER)
+    msg.detections[0].id = " cnos-1 "
+    msg.detections[1].bbox.size_y = float("nan")
+    msg.detections[2].results[0].hypothesis.score = float("inf")
+    good = cv.detections_to_msg([Detection("mug", (1, 2, 3, 4))], HEADER)
+    msg.detections.append(good.detections[0])
+    msg.detections[3].id = ""
+    inputs = cv.read_detections(msg)
+    assert [(i.index, i.id) for i in inputs] == [(0, "cnos-1"), (1, "1"), (2, "2"), (3, "")]
+    assert [i.detection is not None for i in inputs] == [True, False, False, True]
+    assert [i.cause for i in inputs] == ["", "bad_detection", "bad_detection", ""]
+    assert "positive and finite" in inputs[1].message and "not finite" in inputs[2].message
+    with pytest.raises(cv.ConversionError, match="2 masks for 4 detections"):
+        cv.read_detections(msg, [None, None])
+
+
+def test_detection3d_array_accounts_for_every_input_detection_in_input_order(rng, library):
+    from dataclasses import replace
+
+    posed = replace(random_pose(rng, "mug", 0, 0.8), detection_index=2)
+    held = replace(random_pose(rng, "mug", 1, 0.9), detection_index=0, confidence=0.1)
+    msg = cv.detection3d_array_msg([posed], library, HEADER, [held], ids={0: "a", 1: "", 2: ""},
+                                   unposed=[(1, "", "failed:bad_detection"), (3, "d", "below_score_threshold")])
+    assert [d.id for d in msg.detections] == [f"a{cv.HELD_BACK_SUFFIX}", "detection_1:failed:bad_detection", "mug_0",
+                                              "d:below_score_threshold"]
+    assert [len(d.results) for d in msg.detections] == [1, 0, 1, 0]

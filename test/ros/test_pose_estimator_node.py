@@ -92,8 +92,10 @@ class Client:
         node.create_subscription(String, "/pose_estimator/object_symmetries", self.got["symmetries"].append, latched)
         self.next_stamp_s = 1000
 
-    def send(self, image, masks, classes, K_matrix=K, encoding="rgb8", info_size=None, scores=None):
-        """Publish one synchronised frame; returns its stamp in ns."""
+    def send(self, image, masks, classes, K_matrix=K, encoding="rgb8", info_size=None, scores=None, ids=None,
+             edit_detections=None):
+        """Publish one synchronised frame; returns its stamp in ns. ids: the Detection2D ids (default "0", "1", …);
+        edit_detections(Detection2DArray): changes the message before it is sent (malformed detections)."""
         from std_msgs.msg import Header
 
         from novel_pose_ros.geometry.crop import box_from_mask
@@ -107,7 +109,12 @@ class Client:
         image_msg.encoding = encoding
         info = cv.camera_info_msg(K_matrix, *(info_size or image.shape[:2]), header)
         self.pubs["camera_info"].publish(info)
-        self.pubs["detections"].publish(cv.detections_to_msg(detections, header))
+        detections_msg = cv.detections_to_msg(detections, header)
+        for detection, ident in zip(detections_msg.detections, ids or []):
+            detection.id = ident
+        if edit_detections is not None:
+            edit_detections(detections_msg)
+        self.pubs["detections"].publish(detections_msg)
         self.pubs["detection_masks"].publish(cv.masks_to_label_image_msg(masks, image.shape[:2], header))
         self.pubs["image"].publish(image_msg)
         return stamp_ns(image_msg)
@@ -134,13 +141,13 @@ def client(node_process, module_listener):
 
 def test_poses_tf_and_detections_for_two_objects(client, scene):
     image, masks = scene
-    stamp = client.send(image, masks, ["toy_block", "cereal_box"])
+    stamp = client.send(image, masks, ["toy_block", "cereal_box"], ids=["cnos-17", "cnos-18"])
     poses = client.output_for(stamp)
     assert poses is not None, "no /object_poses for the frame"
     assert poses.header.frame_id == FRAME and len(poses.poses) == 2
     detections = client.output_for(stamp, "/pose_estimator/detections_3d")
     assert [d.results[0].hypothesis.class_id for d in detections.detections] == ["toy_block", "cereal_box"]
-    assert [d.id for d in detections.detections] == ["toy_block_0", "cereal_box_0"]
+    assert [d.id for d in detections.detections] == ["cnos-17", "cnos-18"]  # the input ids, carried
     assert detections.detections[0].results[0].pose.pose.position.z == pytest.approx(poses.poses[0].position.z)
     tf = client.first("/tf", lambda m: any(stamp_ns(t) == stamp for t in m.transforms))
     assert {(t.header.frame_id, t.child_frame_id) for t in tf.transforms} == {(FRAME, "toy_block_0"), (FRAME, "cereal_box_0")}
@@ -185,11 +192,53 @@ def test_bad_input_is_dropped_and_the_next_good_frame_is_answered(client, scene,
 
 def test_unknown_object_costs_no_other_detection_its_pose(client, scene):
     image, masks = scene
-    stamp = client.send(image, masks, ["banana", "cereal_box"])
+    stamp = client.send(image, masks, ["banana", "cereal_box"], ids=["a", "b"])
     poses = client.output_for(stamp)
     assert poses is not None and len(poses.poses) == 1
     detections = client.output_for(stamp, "/pose_estimator/detections_3d")
-    assert [d.results[0].hypothesis.class_id for d in detections.detections] == ["cereal_box"]
+    assert [d.id for d in detections.detections] == ["a:failed:unknown_object", "b"]
+    assert [len(d.results) for d in detections.detections] == [0, 1]
+    assert detections.detections[1].results[0].hypothesis.class_id == "cereal_box"
+
+
+def _zero_size_box(msg):
+    msg.detections[1].bbox.size_x = 0.0
+
+
+def _nan_box(msg):
+    msg.detections[1].bbox.center.position.x = float("nan")
+
+
+def _no_results(msg):
+    msg.detections[1].results = []
+
+
+@pytest.mark.parametrize("malform", [_zero_size_box, _nan_box, _no_results], ids=["zero_size", "nan", "no_results"])
+def test_a_malformed_detection_costs_only_itself(client, scene, node_process, malform):
+    """Issue 21 (1, 2): one bad Detection2D between two good ones is a counted failure of that detection
+    alone; every input detection is accounted for, in input order, by its id."""
+    image, masks = scene
+    corner = np.zeros_like(masks[0])
+    corner[2:12, 2:12] = True  # the malformed detection's own mask, clear of the others
+    stamp = client.send(image, [masks[0], corner, masks[1]], ["toy_block", "toy_block", "cereal_box"],
+                        ids=["first", "broken", "last"], edit_detections=malform)
+    poses = client.output_for(stamp)
+    assert node_process.poll() is None, "the node died"
+    assert poses is not None and len(poses.poses) == 2, "the good detections lost their poses"
+    detections = client.output_for(stamp, "/pose_estimator/detections_3d")
+    assert [d.id for d in detections.detections] == ["first", "broken:failed:bad_detection", "last"]
+    unflagged = [d for d in detections.detections if ":" not in d.id]
+    for pose, detection in zip(poses.poses, unflagged):  # /object_poses is the unflagged entries, in order
+        assert pose.position.z == pytest.approx(detection.results[0].pose.pose.position.z)
+    counted = client.first("/diagnostics", lambda m: any(v.key == "count_bad_detection" for v in m.status[0].values))
+    assert counted is not None
+
+
+def test_detections_without_an_id_get_their_instance_frame(client, scene):
+    image, masks = scene
+    stamp = client.send(image, masks, ["toy_block", "cereal_box"], ids=["", ""])
+    detections = client.output_for(stamp, "/pose_estimator/detections_3d")
+    assert [d.id for d in detections.detections] == ["toy_block_0", "cereal_box_0"]
 
 
 def set_parameter(client, name, value):
@@ -219,6 +268,8 @@ def test_parameters_are_validated_through_the_parameter_service(client, scene):
     stamp = client.send(image, masks, ["toy_block", "cereal_box"], scores=[0.9, 0.97])
     poses = client.output_for(stamp)
     assert poses is not None and len(poses.poses) == 1  # the 0.9 detection is below the threshold now
+    detections = client.output_for(stamp, "/pose_estimator/detections_3d")
+    assert [d.id for d in detections.detections] == ["0:below_score_threshold", "1"]
     assert set_parameter(client, "score_threshold", 0.0).successful
 
 
@@ -235,7 +286,7 @@ def test_poses_under_min_confidence_are_held_back_but_reported(client, scene):
     poses = client.output_for(held)
     assert poses is not None and len(poses.poses) == 0
     detections = client.output_for(held, "/pose_estimator/detections_3d")
-    assert [d.id for d in detections.detections] == [f"toy_block_0{HELD_BACK_SUFFIX}", f"cereal_box_0{HELD_BACK_SUFFIX}"]
+    assert [d.id for d in detections.detections] == [f"0{HELD_BACK_SUFFIX}", f"1{HELD_BACK_SUFFIX}"]
     assert set_parameter(client, "min_confidence", 0.0).successful
     published = client.send(image, masks, ["toy_block", "cereal_box"])
     assert len(client.output_for(published).poses) == 2
