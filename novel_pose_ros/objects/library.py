@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from novel_pose_ros.objects.mesh_loading import load_object
+from novel_pose_ros.objects.mesh_loading import UNIT_SCALES_TO_M, load_object
 from novel_pose_ros.types import ObjectModel
 from novel_pose_ros.yaml_files import read_yaml
 
@@ -129,14 +129,36 @@ def _object_from_entry(entry: Any, index: int, yaml_path: Path, models_info: dic
         object_id = int(entry["id"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: id must be an integer, got {entry['id']!r}") from exc
-    return load_object(
+    units = str(entry.get("units", "auto"))
+    obj = load_object(
         yaml_path.parent / str(entry["mesh"]),
         object_id=object_id,
         name=name,
-        units=str(entry.get("units", "auto")),
+        units=units,
         origin=str(entry.get("origin", "keep")),
         symmetries=_symmetry_spec(entry.get("symmetries", "none"), object_id, models_info, where),
     )
+    check_plausible_size(obj, units, where)
+    return obj
+
+
+# What a robot's camera can pose at all: a declared unit that puts an object outside this range is
+# almost always the wrong unit (a mesh in mm declared `units: m` is 1000x too large, and vice versa).
+PLAUSIBLE_DIAMETER_M = (0.005, 3.0)
+
+
+def check_plausible_size(obj: ObjectModel, units: str, where: str) -> None:
+    """ValueError naming the measured size and the unit that would make it plausible, if any."""
+    low, high = PLAUSIBLE_DIAMETER_M
+    if low <= obj.diameter_m <= high:
+        return
+    raw = obj.diameter_m / obj.mesh_scale_to_m
+    fits = [u for u, scale in UNIT_SCALES_TO_M.items() if low <= raw * scale <= high]
+    suggestion = (f"with units: {fits[0]} it would be {raw * UNIT_SCALES_TO_M[fits[0]]:.3g} m: set units: {fits[0]}"
+                  if fits else "no unit makes it plausible: check the mesh file")
+    raise ValueError(f"{where} ('{obj.name}', {obj.mesh_path.name}): with units: {units} the object is "
+                     f"{obj.diameter_m:.4g} m across, outside the plausible {low * 1000:.0f} mm to {high:.0f} m; "
+                     f"{suggestion}")
 
 
 def _symmetry_spec(value: Any, object_id: int, models_info: dict[str, Any], where: str) -> dict[str, Any]:

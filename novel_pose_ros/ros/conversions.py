@@ -40,7 +40,7 @@ from novel_pose_ros.geometry.se3 import check_shape, quaternion_from_matrix
 from novel_pose_ros.objects.library import ObjectLibrary
 from novel_pose_ros.types import Detection, PoseEstimate
 
-CAUSES = ("encoding", "size_mismatch", "uncalibrated", "non_finite_K", "bad_detection", "bad_mask")
+CAUSES = ("encoding", "size_mismatch", "uncalibrated", "non_finite_K", "bad_detection", "bad_mask", "no_frame_id")
 # encoding -> (channels, numpy dtype of one channel, little-endian)
 COLOR_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 DEPTH_ENCODINGS = {"16UC1": "<u2", "32FC1": "<f4"}
@@ -187,6 +187,14 @@ def masks_to_label_image_msg(masks: Sequence[np.ndarray | None], shape: tuple[in
 
 
 # --- camera -----------------------------------------------------------------------------
+
+def check_frame_id(header: Header) -> None:
+    """An image without a frame cannot be placed: its poses would go to TF as children of '' (which tf2
+    refuses) and a planner could not say which camera they are in."""
+    if not header.frame_id.strip():
+        raise ConversionError("no_frame_id", "image header.frame_id is empty: the camera frame of the poses is unknown "
+                                             "(set the driver's frame_id, e.g. camera_color_optical_frame)")
+
 
 def camera_info_msg(K: np.ndarray, height: int, width: int, header: Header) -> CameraInfo:
     """CameraInfo of an undistorted camera: k = K, p = [K | 0], r = I, plumb_bob with zero distortion."""

@@ -121,6 +121,7 @@ class PoseEstimatorNode(LifecycleNode):
         image_msg, info_msg, detections_msg, *optional = messages
         masks_msg = optional.pop(0) if settings.use_masks else None
         depth_msg = optional.pop(0) if settings.use_depth else None
+        conversions.check_frame_id(image_msg.header)
         rgb = conversions.image_to_rgb(image_msg)
         K = conversions.camera_info_to_K(info_msg, settings.use_projection_matrix)
         conversions.check_image_size(info_msg, rgb.shape[0], rgb.shape[1])

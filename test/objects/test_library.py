@@ -76,3 +76,14 @@ def test_yaml_models_info_reference(tmp_path):
     path.write_text(f"models_info: {models}/models_info.json\nobjects:\n"
                     f"  - {{id: 11, name: glue, mesh: {models}/obj_000011.ply, units: mm, symmetries: models_info}}\n")
     assert ObjectLibrary.from_yaml(path).get("glue").symmetries.discrete.shape == (1, 4, 4)
+
+
+@pytest.mark.parametrize("mesh, declared, suggested", [("bracket.stl", "m", "mm"), ("toy_block.ply", "mm", "m")])
+def test_a_declared_unit_that_gives_an_implausible_size_is_refused(tmp_path, mesh, declared, suggested):
+    """Issue 21 (6): a mesh in mm declared `units: m` would be posed 1000x too far away; the error gives the
+    measured size and the unit that makes it plausible."""
+    path = _yaml(tmp_path, f"objects:\n  - {{id: 1, name: part, mesh: MESHES/{mesh}, units: {declared}}}\n")
+    with pytest.raises(ValueError, match=rf"with units: {declared} the object is .* m across.*set units: {suggested}"):
+        ObjectLibrary.from_yaml(path)
+    fixed = _yaml(tmp_path, f"objects:\n  - {{id: 1, name: part, mesh: MESHES/{mesh}, units: {suggested}}}\n")
+    assert 0.005 < ObjectLibrary.from_yaml(fixed).get("part").diameter_m < 3.0

@@ -93,7 +93,7 @@ class Client:
         self.next_stamp_s = 1000
 
     def send(self, image, masks, classes, K_matrix=K, encoding="rgb8", info_size=None, scores=None, ids=None,
-             edit_detections=None):
+             edit_detections=None, frame_id=FRAME):
         """Publish one synchronised frame; returns its stamp in ns. ids: the Detection2D ids (default "0", "1", …);
         edit_detections(Detection2DArray): changes the message before it is sent (malformed detections)."""
         from std_msgs.msg import Header
@@ -103,7 +103,7 @@ class Client:
         from novel_pose_ros.types import Detection
 
         self.next_stamp_s += 1
-        header = Header(stamp=cv.seconds_to_stamp(self.next_stamp_s + 0.25), frame_id=FRAME)
+        header = Header(stamp=cv.seconds_to_stamp(self.next_stamp_s + 0.25), frame_id=frame_id)
         detections = [Detection(c, box_from_mask(m), (scores or [0.9] * len(classes))[i], m) for i, (c, m) in enumerate(zip(classes, masks))]
         image_msg = cv.rgb_to_image_msg(image, header)
         image_msg.encoding = encoding
@@ -173,6 +173,7 @@ BAD_INPUTS = {
     "size_mismatch": (dict(info_size=(240, 320)), "size_mismatch"),
     "nan_in_K": (dict(K_matrix=np.where(np.eye(3, dtype=bool), np.nan, K)), "non_finite_K"),
     "uncalibrated": (dict(K_matrix=np.zeros((3, 3))), "uncalibrated"),
+    "empty_frame_id": (dict(frame_id=""), "no_frame_id"),
 }
 
 
@@ -308,3 +309,16 @@ def test_diagnostics_and_latched_symmetries(client):
     assert spin_until(client.executor, lambda: client.got["symmetries"], 10)
     symmetries = json.loads(client.got["symmetries"][-1].data)
     assert set(symmetries) == {"toy_block", "cereal_box"}
+
+
+def test_a_mesh_in_the_wrong_unit_is_refused_at_configure(tmp_path):
+    """Issue 21 (6): the node does not start with an object 1000x too large; its log says why and what to set."""
+    objects = tmp_path / "objects.yaml"
+    objects.write_text(f"objects:\n  - {{id: 5, name: bracket, mesh: {MESHES}/bracket.stl, units: m}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
+                             "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
+                             "-p", f"objects_file:={objects}", "-p", f"templates_dir:={tmp_path / 'templates'}"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    code, out = finish(proc)
+    assert code == 1, out[-2000:]
+    assert "with units: m the object is" in out and "set units: mm" in out, out[-2000:]
