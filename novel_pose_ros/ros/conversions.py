@@ -40,7 +40,8 @@ from novel_pose_ros.geometry.se3 import check_shape, quaternion_from_matrix
 from novel_pose_ros.objects.library import ObjectLibrary
 from novel_pose_ros.types import Detection, PoseEstimate
 
-CAUSES = ("encoding", "size_mismatch", "uncalibrated", "non_finite_K", "bad_detection", "bad_mask", "no_frame_id")
+CAUSES = ("encoding", "size_mismatch", "uncalibrated", "non_finite_K", "bad_detection", "bad_mask", "no_frame_id",
+          "distortion")
 # encoding -> (channels, numpy dtype of one channel, little-endian)
 COLOR_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 DEPTH_ENCODINGS = {"16UC1": "<u2", "32FC1": "<f4"}

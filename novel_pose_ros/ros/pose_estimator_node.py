@@ -22,6 +22,8 @@ from vision_msgs.msg import Detection2DArray
 
 from diagnostic_msgs.msg import DiagnosticArray
 from novel_pose_ros.estimation import Estimator
+from novel_pose_ros.geometry.crop import box_from_mask
+from novel_pose_ros.geometry.distortion import LensDistortion, Undistorter
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.ros import conversions, parameters
 from novel_pose_ros.ros.diagnostics import CauseLog, MeanTracker, RateMeter, diagnostic_array
@@ -45,6 +47,7 @@ class PoseEstimatorNode(LifecycleNode):
         self._active = False
         self._settings = self._estimator = self._outputs = self._sync = self._worker = None
         self._tf_buffer = self._diagnostics_timer = self._diagnostics_pub = None
+        self._undistort: Undistorter | None = None  # the camera's undistortion maps, made at its first frame
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -130,8 +133,28 @@ class PoseEstimatorNode(LifecycleNode):
             raise conversions.ConversionError("size_mismatch", f"depth is {depth.shape[::-1]} but the image is {rgb.shape[1::-1]}")
         masks = conversions.label_image_to_masks(masks_msg, len(detections_msg.detections)) if masks_msg is not None else None
         detections = conversions.read_detections(detections_msg, masks)
+        undistort = None if settings.use_projection_matrix else self._undistorter(info_msg, K, rgb.shape)
+        if undistort is not None:  # the estimator sees the pinhole image of K (geometry/distortion.py)
+            rgb = undistort.image(rgb)
+            depth = undistort.nearest(depth) if depth is not None else None
+            detections = [undistorted_detection(item, undistort) for item in detections]
         frame = Frame(rgb, K, depth, conversions.stamp_to_seconds(image_msg.header.stamp), image_msg.header.frame_id)
         return frame, detections
+
+    def _undistorter(self, info_msg, K, shape) -> Undistorter | None:
+        """The camera's Undistorter (made once, again when the camera changes), None without distortion."""
+        try:
+            distortion = LensDistortion.from_camera_info(info_msg.distortion_model, info_msg.d)
+        except ValueError as exc:
+            raise conversions.ConversionError("distortion", str(exc)) from None
+        if distortion is None:
+            return None
+        key = (tuple(K.ravel()), (shape[1], shape[0]), distortion)
+        if self._undistort is None or self._undistort.key() != key:
+            self._undistort = Undistorter(K, shape[1], shape[0], distortion)
+            self.get_logger().info(f"camera distortion {distortion.model} {list(distortion.coefficients)}: "
+                                   "images, masks and boxes are undistorted before estimation")
+        return self._undistort
 
     # --- the worker's job ----------------------------------------------------------------
     def _process(self, messages) -> None:
@@ -200,6 +223,21 @@ class PoseEstimatorNode(LifecycleNode):
             warnings.insert(0, "untrained weights: poses are meaningless")
         self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "pose_estimator: pipeline",
                                                        self.get_fully_qualified_name(), values, warnings))
+
+
+def undistorted_detection(item: conversions.InputDetection, undistort: Undistorter) -> conversions.InputDetection:
+    """A detection of the distorted image in the pinhole image: its mask re-sampled (and its box from that
+    mask), or its box outline undistorted when it has no mask."""
+    if item.detection is None:
+        return item
+    detection = item.detection
+    if detection.mask is not None:
+        mask = undistort.nearest(detection.mask)
+        box = box_from_mask(mask)
+        detection = replace(detection, mask=mask, bbox_xywh=box if box is not None else undistort.box(detection.bbox_xywh))
+    else:
+        detection = replace(detection, bbox_xywh=undistort.box(detection.bbox_xywh))
+    return replace(item, detection=detection)
 
 
 def main(args: list[str] | None = None) -> int:

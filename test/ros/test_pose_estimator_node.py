@@ -93,7 +93,7 @@ class Client:
         self.next_stamp_s = 1000
 
     def send(self, image, masks, classes, K_matrix=K, encoding="rgb8", info_size=None, scores=None, ids=None,
-             edit_detections=None, frame_id=FRAME):
+             edit_detections=None, frame_id=FRAME, distortion=None):
         """Publish one synchronised frame; returns its stamp in ns. ids: the Detection2D ids (default "0", "1", …);
         edit_detections(Detection2DArray): changes the message before it is sent (malformed detections)."""
         from std_msgs.msg import Header
@@ -108,6 +108,8 @@ class Client:
         image_msg = cv.rgb_to_image_msg(image, header)
         image_msg.encoding = encoding
         info = cv.camera_info_msg(K_matrix, *(info_size or image.shape[:2]), header)
+        if distortion is not None:
+            info.distortion_model, info.d = distortion[0], list(distortion[1])
         self.pubs["camera_info"].publish(info)
         detections_msg = cv.detections_to_msg(detections, header)
         for detection, ident in zip(detections_msg.detections, ids or []):
@@ -174,6 +176,7 @@ BAD_INPUTS = {
     "nan_in_K": (dict(K_matrix=np.where(np.eye(3, dtype=bool), np.nan, K)), "non_finite_K"),
     "uncalibrated": (dict(K_matrix=np.zeros((3, 3))), "uncalibrated"),
     "empty_frame_id": (dict(frame_id=""), "no_frame_id"),
+    "unsupported_distortion": (dict(distortion=("kannala_brandt", [0.1, 0.0, 0.0, 0.0])), "distortion"),
 }
 
 
