@@ -65,6 +65,12 @@ SPECS = (
     ParamSpec("use_projection_matrix", False, "take K from CameraInfo.p (rectified topics) instead of k"),
     ParamSpec("sync_slop_s", 0.02, "largest stamp difference between synchronised inputs", bounds=(0.0, 1.0)),
     ParamSpec("queue_size", 10, "per-topic queue of the synchroniser", bounds=(1, 100)),
+    ParamSpec("sync_policy", "exact", "how detections find their camera frame: exact (their stamp, within "
+              "sync_slop_s) or nearest (the nearest cached frame: detectors that re-stamp)", choices=("exact", "nearest")),
+    ParamSpec("image_cache_s", 5.0, "camera frames kept for late detections (seconds after the newest frame)",
+              bounds=(0.1, 60.0)),
+    ParamSpec("image_cache_mib", 512.0, "memory bound of the camera frame cache (MiB of image data)",
+              bounds=(1.0, 16384.0)),
     ParamSpec("input_reliability", "best_effort", "QoS reliability of the inputs", choices=("best_effort", "reliable")),
     ParamSpec("target_frame", "", "publish poses in this frame (empty: the image's optical frame; needs /tf)"),
     ParamSpec("score_threshold", 0.0, "detections with a lower score are ignored", bounds=(0.0, 1.0), read_only=False),
@@ -134,6 +140,9 @@ class NodeSettings:
     use_projection_matrix: bool
     sync_slop_s: float
     queue_size: int
+    sync_policy: str
+    image_cache_s: float
+    image_cache_mib: float
     input_reliability: str
     target_frame: str
     diagnostics_period_s: float
@@ -162,6 +171,7 @@ def read_settings(node: Node) -> NodeSettings:
         objects_file=Path(values["objects_file"]) if values["objects_file"] else default_objects_file(),
         use_masks=values["use_masks"], use_depth=values["use_depth"],
         use_projection_matrix=values["use_projection_matrix"], sync_slop_s=values["sync_slop_s"],
-        queue_size=values["queue_size"], input_reliability=values["input_reliability"],
+        queue_size=values["queue_size"], sync_policy=values["sync_policy"], image_cache_s=values["image_cache_s"],
+        image_cache_mib=values["image_cache_mib"], input_reliability=values["input_reliability"],
         target_frame=values["target_frame"], diagnostics_period_s=values["diagnostics_period_s"],
     )

@@ -27,6 +27,7 @@ from novel_pose_ros.geometry.distortion import LensDistortion, Undistorter
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.ros import conversions, parameters
 from novel_pose_ros.ros.diagnostics import CauseLog, MeanTracker, RateMeter, diagnostic_array
+from novel_pose_ros.ros.frame_matching import FrameMatcher
 from novel_pose_ros.ros.log_bridge import bridge_library_logs
 from novel_pose_ros.ros.outputs import PoseOutputs
 from novel_pose_ros.ros.sync import create_synchronizer
@@ -45,7 +46,8 @@ class PoseEstimatorNode(LifecycleNode):
         self.causes = CauseLog(self.get_logger().warning)
         self.input_rate, self.output_rate, self.means = RateMeter(), RateMeter(), MeanTracker()
         self._active = False
-        self._settings = self._estimator = self._outputs = self._sync = self._worker = None
+        self._settings = self._estimator = self._outputs = self._matcher = self._worker = None
+        self._syncs: list = []  # the camera topics' and the detector topics' synchronisers
         self._tf_buffer = self._diagnostics_timer = self._diagnostics_pub = None
         self._undistort: Undistorter | None = None  # the camera's undistortion maps, made at its first frame
 
@@ -64,11 +66,18 @@ class PoseEstimatorNode(LifecycleNode):
         self._outputs = PoseOutputs(self, library)
         self._tf_buffer = LatestTfBuffer(self) if settings.target_frame else None
         self._worker = LatestFrameWorker(self._process, self._on_worker_error)
-        self._sync = create_synchronizer(self, self._input_topics(settings), self._on_inputs,
-                                         settings.sync_slop_s, settings.queue_size)
+        self._matcher = FrameMatcher(self._on_match, settings.sync_policy, settings.image_cache_s,
+                                     int(settings.image_cache_mib * 2**20), settings.sync_slop_s, self._on_unmatched)
+        camera_topics, detection_topics = self._input_topics(settings)
+        self._syncs = [create_synchronizer(self, camera_topics, self._matcher.add_camera, settings.sync_slop_s,
+                                           settings.queue_size),
+                       create_synchronizer(self, detection_topics, self._matcher.add_detections, settings.sync_slop_s,
+                                           settings.queue_size)]
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
-        self.get_logger().info(f"configured: {', '.join(library.names)}; synchroniser: {self._sync.kind}; "
+        self.get_logger().info(f"configured: {', '.join(library.names)}; synchroniser: {self._syncs[0].kind}, "
+                               f"detections matched to frames cached {settings.image_cache_s:g} s "
+                               f"({settings.sync_policy} stamps); "
                                f"weights: {self._estimator.backend.weights_id[:24]}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -93,24 +102,39 @@ class PoseEstimatorNode(LifecycleNode):
         self._active = False
         if self._worker is not None:
             self._worker.stop()
-        if self._sync is not None:
-            self._sync.destroy()
+        for sync in self._syncs:
+            sync.destroy()
+        self._syncs = []
         if self._outputs is not None:
             self._outputs.destroy()
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
-        self._worker = self._sync = self._outputs = self._diagnostics_timer = self._estimator = None
+        self._worker = self._matcher = self._outputs = self._diagnostics_timer = self._estimator = None
 
     # --- inputs ------------------------------------------------------------------------
-    def _input_topics(self, settings: parameters.NodeSettings) -> list[tuple[type, str, QoSProfile]]:
+    def _input_topics(self, settings: parameters.NodeSettings) -> tuple[list, list]:
+        """(camera topics, detector topics), each synchronised on its own (ros/frame_matching.py)."""
         reliability = ReliabilityPolicy.RELIABLE if settings.input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(depth=settings.queue_size, reliability=reliability)
-        topics = [(Image, "image", qos), (CameraInfo, "camera_info", qos), (Detection2DArray, "detections", qos)]
-        if settings.use_masks:
-            topics.append((Image, "detection_masks", qos))
-        if settings.use_depth:
-            topics.append((Image, "depth", qos))
-        return topics
+        camera = [(Image, "image", qos), (CameraInfo, "camera_info", qos)] + ([(Image, "depth", qos)] if settings.use_depth else [])
+        detector = [(Detection2DArray, "detections", qos)] + ([(Image, "detection_masks", qos)] if settings.use_masks else [])
+        return camera, detector
+
+    def _on_match(self, camera: tuple, detector: tuple) -> None:
+        """A detection set and its cached camera frame -> the inputs in _frame_and_detections' order."""
+        image, info, *depth = camera
+        detections, *masks = detector
+        self._on_inputs(image, info, detections, *masks, *depth)
+
+    def _on_unmatched(self, stamp_ns: int, gap_ns: int | None) -> None:
+        settings = self._settings
+        where = ("no camera frame is cached" if gap_ns is None else
+                 f"the nearest cached camera frame is {gap_ns * 1e-9:+.3f} s away")
+        message = (f"detections stamped {stamp_ns * 1e-9:.3f} s matched no camera frame: {where} (sync_policy "
+                   f"{settings.sync_policy}, sync_slop_s {settings.sync_slop_s:g}, image_cache_s {settings.image_cache_s:g}); "
+                   "a detector slower than image_cache_s needs a larger one, one that re-stamps its output sync_policy nearest")
+        self.causes.report("unmatched_detections", message)
+        self.get_logger().warning(message, throttle_duration_sec=5.0)
 
     def _on_inputs(self, *messages) -> None:
         if self._active:
@@ -210,8 +234,13 @@ class PoseEstimatorNode(LifecycleNode):
         values: dict[str, object] = {
             "input_rate_hz": self.input_rate.rate_hz(), "output_rate_hz": self.output_rate.rate_hz(),
             "dropped_frames": worker.dropped, "processed_frames": worker.processed,
-            "synchroniser": self._sync.kind,
-            "synchroniser_dropped": "n/a" if self._sync.dropped is None else self._sync.dropped,
+            "synchroniser": self._syncs[0].kind if self._syncs else "n/a",
+            "synchroniser_dropped": ("n/a" if any(sync.dropped is None for sync in self._syncs)
+                                     else sum(sync.dropped for sync in self._syncs)),
+            "sync_policy": self._settings.sync_policy,
+            "frames_cached": len(self._matcher.cache.frames) if self._matcher else 0,
+            "frame_cache_mib": round(self._matcher.cache.nbytes / 2**20, 1) if self._matcher else 0,
+            "matched_detection_sets": self._matcher.counters.matched if self._matcher else 0,
             "backend": estimator.backend.name, "device": estimator.backend.device,
             "precision": estimator.backend.precision, "network": estimator.config.network,
             "weights": estimator.backend.weights_id[:24],

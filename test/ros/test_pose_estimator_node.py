@@ -93,7 +93,7 @@ class Client:
         self.next_stamp_s = 1000
 
     def send(self, image, masks, classes, K_matrix=K, encoding="rgb8", info_size=None, scores=None, ids=None,
-             edit_detections=None, frame_id=FRAME, distortion=None):
+             edit_detections=None, frame_id=FRAME, distortion=None, stamp_s=None, parts=("camera", "detector")):
         """Publish one synchronised frame; returns its stamp in ns. ids: the Detection2D ids (default "0", "1", …);
         edit_detections(Detection2DArray): changes the message before it is sent (malformed detections)."""
         from std_msgs.msg import Header
@@ -102,23 +102,28 @@ class Client:
         from novel_pose_ros.ros import conversions as cv
         from novel_pose_ros.types import Detection
 
-        self.next_stamp_s += 1
-        header = Header(stamp=cv.seconds_to_stamp(self.next_stamp_s + 0.25), frame_id=frame_id)
+        if stamp_s is None:
+            self.next_stamp_s += 1
+            stamp_s = self.next_stamp_s + 0.25
+        header = Header(stamp=cv.seconds_to_stamp(stamp_s), frame_id=frame_id)
         detections = [Detection(c, box_from_mask(m), (scores or [0.9] * len(classes))[i], m) for i, (c, m) in enumerate(zip(classes, masks))]
         image_msg = cv.rgb_to_image_msg(image, header)
         image_msg.encoding = encoding
         info = cv.camera_info_msg(K_matrix, *(info_size or image.shape[:2]), header)
         if distortion is not None:
             info.distortion_model, info.d = distortion[0], list(distortion[1])
-        self.pubs["camera_info"].publish(info)
+        if "camera" in parts:
+            self.pubs["camera_info"].publish(info)
         detections_msg = cv.detections_to_msg(detections, header)
         for detection, ident in zip(detections_msg.detections, ids or []):
             detection.id = ident
         if edit_detections is not None:
             edit_detections(detections_msg)
-        self.pubs["detections"].publish(detections_msg)
-        self.pubs["detection_masks"].publish(cv.masks_to_label_image_msg(masks, image.shape[:2], header))
-        self.pubs["image"].publish(image_msg)
+        if "detector" in parts:
+            self.pubs["detections"].publish(detections_msg)
+            self.pubs["detection_masks"].publish(cv.masks_to_label_image_msg(masks, image.shape[:2], header))
+        if "camera" in parts:
+            self.pubs["image"].publish(image_msg)
         return stamp_ns(image_msg)
 
     def first(self, topic: str, predicate, timeout_s: float = FRAME_TIMEOUT_S):
@@ -325,3 +330,31 @@ def test_a_mesh_in_the_wrong_unit_is_refused_at_configure(tmp_path):
     code, out = finish(proc)
     assert code == 1, out[-2000:]
     assert "with units: m the object is" in out and "set units: mm" in out, out[-2000:]
+
+
+def test_detections_that_arrive_after_many_newer_frames_still_get_their_poses(client, scene):
+    """Issue 21 (3): a detector answering after 15 newer camera frames (0.5 s at 30 Hz) still finds its
+    frame in the node's frame cache (a 10-message synchroniser queue lost it)."""
+    image, masks = scene
+    client.next_stamp_s += 10
+    first = client.next_stamp_s
+    for k in range(16):  # camera frames only, at 30 Hz as a driver sends them
+        client.send(image, masks, ["toy_block", "cereal_box"], stamp_s=first + k / 30, parts=("camera",))
+        spin_until(client.executor, lambda: False, 1 / 30)
+    spin_until(client.executor, lambda: False, 0.5)  # let them arrive first
+    stamp = client.send(image, masks, ["toy_block", "cereal_box"], stamp_s=first, parts=("detector",))
+    poses = client.output_for(stamp)
+    assert poses is not None and len(poses.poses) == 2
+
+
+def test_detections_without_a_frame_are_reported_with_the_stamp_gap(client, scene):
+    image, masks = scene
+    client.next_stamp_s += 10
+    client.send(image, masks, ["toy_block"], stamp_s=client.next_stamp_s, parts=("camera",))
+    client.send(image, masks, ["toy_block"], stamp_s=client.next_stamp_s + 1.0, parts=("camera",))
+    spin_until(client.executor, lambda: False, 0.5)
+    client.send(image, masks, ["toy_block"], stamp_s=client.next_stamp_s + 0.4, parts=("detector",))  # re-stamped
+    counted = client.first("/diagnostics", lambda m: any(v.key == "count_unmatched_detections" for v in m.status[0].values))
+    assert counted is not None
+    values = {v.key: v.value for v in counted.status[0].values}
+    assert values["sync_policy"] == "exact" and int(values["frames_cached"]) >= 2
