@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -37,14 +38,18 @@ class RateMeter:
 
 
 class CauseLog:
-    """Counts occurrences per cause; logs a cause's first occurrence through `log`."""
+    """Counts occurrences per cause (since start, and as "cause:<cause>" events of `window` when given);
+    logs a cause's first occurrence through `log`."""
 
-    def __init__(self, log: Callable[[str], None]) -> None:
+    def __init__(self, log: Callable[[str], None], window: "EventWindow | None" = None) -> None:
         self._log = log
+        self._window = window
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
 
     def report(self, cause: str, message: str) -> None:
+        if self._window is not None:
+            self._window.add(f"cause:{cause}")
         with self._lock:
             count = self.counts.get(cause, 0) + 1
             self.counts[cause] = count
@@ -73,11 +78,85 @@ class MeanTracker:
         return means
 
 
-def diagnostic_array(stamp, name: str, hardware_id: str, values: dict[str, object], warnings: list[str]) -> DiagnosticArray:
-    """One DiagnosticStatus: OK, or WARN with the warnings joined into its message."""
+class EventWindow:
+    """Timestamped events (a key, a value) of the last `window_s` seconds: counts and percentiles over that
+    window, so one bad frame does not leave the node in WARN forever and a quiet node still says its latency."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = float(window_s)
+        self._events: deque[tuple[float, str, float]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, key: str, value: float = 1.0) -> None:
+        with self._lock:
+            self._events.append((time.monotonic(), key, float(value)))
+
+    def _recent(self) -> list[tuple[float, str, float]]:
+        cutoff = time.monotonic() - self.window_s
+        with self._lock:
+            while self._events and self._events[0][0] < cutoff:
+                self._events.popleft()
+            return list(self._events)
+
+    def counts(self, prefix: str = "") -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, key, _ in self._recent():
+            if key.startswith(prefix):
+                counts[key[len(prefix):]] = counts.get(key[len(prefix):], 0) + 1
+        return counts
+
+    def percentile(self, key: str, q: float) -> float | None:
+        values = sorted(v for _, k, v in self._recent() if k == key)
+        if not values:
+            return None
+        return values[min(len(values) - 1, int(round(q / 100.0 * (len(values) - 1))))]
+
+
+DEFAULT_WINDOW_S = 10.0
+# Levels of the pipeline status, over the diagnostics window (README "The ROS 2 node"):
+DROP_WARN_SHARE = 0.10   # WARN: at least 10 % of the frames that arrived were dropped (busy worker) or failed
+DROP_ERROR_SHARE = 0.50  # ERROR: at least half of them, or frames arrive and none is answered
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """What happened in the last window: frames in (synchronised sets), answered, dropped (the worker was
+    busy), rejected (dropped for bad input), failures per cause, and whether the node is active."""
+
+    frames_in: int
+    answered: int
+    dropped: int
+    rejected: int
+    failures: dict[str, int]
+    active: bool = True
+    untrained: bool = False
+
+
+def pipeline_level(stats: WindowStats) -> tuple[int, str]:
+    """(DiagnosticStatus level, message) of the pipeline from the window's events."""
+    problems = [f"{n} x {cause}" for cause, n in sorted(stats.failures.items())]
+    if stats.untrained:
+        problems.insert(0, "untrained weights: poses are meaningless")
+    if not stats.active:
+        return DiagnosticStatus.OK, "inactive (lifecycle): not estimating"
+    if stats.frames_in == 0:
+        return DiagnosticStatus.STALE, "; ".join(["no input frames in the diagnostics window (camera, detector or "
+                                                  "their matching)"] + problems)
+    lost = stats.dropped + stats.rejected
+    share = lost / max(stats.frames_in, 1)
+    summary = f"{stats.answered} of {stats.frames_in} frames answered, {share:.0%} dropped or rejected"
+    if stats.answered == 0 or share >= DROP_ERROR_SHARE:
+        return DiagnosticStatus.ERROR, "; ".join([summary] + problems)
+    if share >= DROP_WARN_SHARE or problems:
+        return DiagnosticStatus.WARN, "; ".join([summary] + problems)
+    return DiagnosticStatus.OK, summary
+
+
+def diagnostic_array(stamp, name: str, hardware_id: str, values: dict[str, object], level: int,
+                     message: str) -> DiagnosticArray:
+    """One DiagnosticStatus of the given level and message, with the values."""
     status = DiagnosticStatus(
-        level=DiagnosticStatus.WARN if warnings else DiagnosticStatus.OK,
-        name=name, hardware_id=hardware_id, message="; ".join(warnings) if warnings else "running",
+        level=level, name=name, hardware_id=hardware_id, message=message,
         values=[KeyValue(key=k, value=f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in values.items()],
     )
     array = DiagnosticArray()

@@ -84,6 +84,8 @@ SPECS = (
     ParamSpec("publish_overlay", True, "publish ~/overlay when someone subscribes", read_only=False),
     ParamSpec("marker_lifetime_s", 1.0, "lifetime of RViz markers (0 = forever)", bounds=(0.0, 3600.0), read_only=False),
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics", bounds=(0.1, 60.0)),
+    ParamSpec("diagnostics_window_s", 10.0, "the window of /diagnostics' rates, drop share, failures, latency and "
+              "level (OK / WARN / ERROR / STALE)", bounds=(1.0, 600.0)),
     ParamSpec("autostart", True, "configure and activate on start (lifecycle)"),
 )
 SPEC_BY_NAME = {s.name: s for s in SPECS}
@@ -146,6 +148,7 @@ class NodeSettings:
     input_reliability: str
     target_frame: str
     diagnostics_period_s: float
+    diagnostics_window_s: float
 
 
 def read_settings(node: Node) -> NodeSettings:
@@ -174,4 +177,5 @@ def read_settings(node: Node) -> NodeSettings:
         queue_size=values["queue_size"], sync_policy=values["sync_policy"], image_cache_s=values["image_cache_s"],
         image_cache_mib=values["image_cache_mib"], input_reliability=values["input_reliability"],
         target_frame=values["target_frame"], diagnostics_period_s=values["diagnostics_period_s"],
+        diagnostics_window_s=values["diagnostics_window_s"],
     )

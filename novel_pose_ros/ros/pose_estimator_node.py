@@ -10,7 +10,6 @@ input is logged once per cause, counted in /diagnostics, and never stops the nod
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import replace
 
 import rclpy
@@ -26,7 +25,8 @@ from novel_pose_ros.geometry.crop import box_from_mask
 from novel_pose_ros.geometry.distortion import LensDistortion, Undistorter
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.ros import conversions, parameters
-from novel_pose_ros.ros.diagnostics import CauseLog, MeanTracker, RateMeter, diagnostic_array
+from novel_pose_ros.ros.diagnostics import (DEFAULT_WINDOW_S, CauseLog, EventWindow, MeanTracker, RateMeter, WindowStats,
+                                             diagnostic_array, pipeline_level)
 from novel_pose_ros.ros.frame_matching import FrameMatcher
 from novel_pose_ros.ros.log_bridge import bridge_library_logs
 from novel_pose_ros.ros.outputs import PoseOutputs
@@ -43,7 +43,8 @@ class PoseEstimatorNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("pose_estimator", **kwargs)
         parameters.declare(self)
-        self.causes = CauseLog(self.get_logger().warning)
+        self.events = EventWindow(DEFAULT_WINDOW_S)  # the diagnostics window (diagnostics_window_s at configure)
+        self.causes = CauseLog(self.get_logger().warning, self.events)
         self.input_rate, self.output_rate, self.means = RateMeter(), RateMeter(), MeanTracker()
         self._active = False
         self._settings = self._estimator = self._outputs = self._matcher = self._worker = None
@@ -74,6 +75,7 @@ class PoseEstimatorNode(LifecycleNode):
                        create_synchronizer(self, detection_topics, self._matcher.add_detections, settings.sync_slop_s,
                                            settings.queue_size)]
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.events.window_s = settings.diagnostics_window_s
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(f"configured: {', '.join(library.names)}; synchroniser: {self._syncs[0].kind}, "
                                f"detections matched to frames cached {settings.image_cache_s:g} s "
@@ -139,7 +141,11 @@ class PoseEstimatorNode(LifecycleNode):
     def _on_inputs(self, *messages) -> None:
         if self._active:
             self.input_rate.tick()
+            self.events.add("frame_in")
+            dropped = self._worker.dropped
             self._worker.submit(messages)
+            if self._worker.dropped > dropped:  # the pending frame was replaced: a drop, now
+                self.events.add("dropped")
 
     def _frame_and_detections(self, messages) -> tuple[Frame, list[conversions.InputDetection]]:
         """Convert a synchronised set (each detection on its own); raises ConversionError naming what was wrong
@@ -187,6 +193,7 @@ class PoseEstimatorNode(LifecycleNode):
             frame, inputs = self._frame_and_detections(messages)
         except conversions.ConversionError as exc:
             self.causes.report(exc.cause, f"input dropped: {exc}")
+            self.events.add("rejected")
             return
         flags = {name: self.get_parameter(name).value for name in RUNTIME_FLAGS}
         status: dict[int, str] = {}  # input index -> why it has no pose
@@ -215,12 +222,15 @@ class PoseEstimatorNode(LifecycleNode):
         held_back = self._outputs.publish(poses, header, frame, self._estimator.renderer, T_target_cam, flags, ids,
                                           unposed)
         self.output_rate.tick()
+        self.events.add("answered")
+        # latency on the node's clock (sim time when use_sim_time), as the image stamps are
+        self.events.add("latency_ms", (self.get_clock().now().nanoseconds - conversions.stamp_to_nanoseconds(
+            messages[0].header.stamp)) * 1e-6)
         held_back_ids = {p.detection_index for p in held_back}
         for p in poses:  # per pose, so the diagnostics' means are over the poses of the period
             if p.confidence is not None:
                 self.means.add("mean_confidence", p.confidence)
             self.means.add("held_back_share", float(p.detection_index in held_back_ids))
-        self.means.add("latency_ms", 1000.0 * (time.time() - frame.stamp_s))
         for stage, seconds in report.timings.seconds.items():
             self.means.add(f"{stage}_ms", 1000.0 * seconds)
 
@@ -246,12 +256,21 @@ class PoseEstimatorNode(LifecycleNode):
             "weights": estimator.backend.weights_id[:24],
         }
         values.update({k: round(v, 2) for k, v in self.means.take().items()})
-        values.update({f"count_{cause}": n for cause, n in sorted(self.causes.counts.items())})
-        warnings = [f"{n} x {cause}" for cause, n in sorted(self.causes.counts.items())]
-        if estimator.backend.weights_id.startswith("untrained"):
-            warnings.insert(0, "untrained weights: poses are meaningless")
+        values.update({f"count_{cause}": n for cause, n in sorted(self.causes.counts.items())})  # since start
+        counts, failures = self.events.counts(), self.events.counts("cause:")
+        stats = WindowStats(counts.get("frame_in", 0), counts.get("answered", 0), counts.get("dropped", 0),
+                            counts.get("rejected", 0), failures, self._active,
+                            estimator.backend.weights_id.startswith("untrained"))
+        values.update({"window_s": self.events.window_s, "window_frames_in": stats.frames_in,
+                       "window_answered": stats.answered, "window_dropped": stats.dropped,
+                       "window_rejected": stats.rejected,
+                       **{f"window_{cause}": n for cause, n in sorted(failures.items())}})
+        for q in (50, 95):
+            latency = self.events.percentile("latency_ms", q)
+            values[f"latency_ms_p{q}"] = "n/a" if latency is None else round(latency, 1)
+        level, message = pipeline_level(stats)
         self._diagnostics_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), "pose_estimator: pipeline",
-                                                       self.get_fully_qualified_name(), values, warnings))
+                                                       self.get_fully_qualified_name(), values, level, message))
 
 
 def undistorted_detection(item: conversions.InputDetection, undistort: Undistorter) -> conversions.InputDetection:

@@ -82,3 +82,34 @@ def test_parameter_validation_gives_reasons(name, value, ok):
 
 def test_every_parameter_has_a_description():
     assert all(spec.description for spec in SPECS)
+
+
+def test_pipeline_level_thresholds():
+    """OK / WARN / ERROR / STALE of /diagnostics, from one window's events (ros/diagnostics.py)."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from novel_pose_ros.ros.diagnostics import EventWindow, WindowStats, pipeline_level
+
+    def level(**kw):
+        stats = dict(frames_in=20, answered=20, dropped=0, rejected=0, failures={})
+        return pipeline_level(WindowStats(**{**stats, **kw}))
+
+    assert level() == (DiagnosticStatus.OK, "20 of 20 frames answered, 0% dropped or rejected")
+    assert level(dropped=1)[0] == DiagnosticStatus.OK  # 5 %: a busy worker now and then
+    assert level(dropped=2, answered=18)[0] == DiagnosticStatus.WARN  # 10 %
+    assert level(failures={"unknown_object": 1})[0] == DiagnosticStatus.WARN
+    assert level(untrained=True)[1].endswith("untrained weights: poses are meaningless")
+    assert level(dropped=10, answered=10)[0] == DiagnosticStatus.ERROR  # half the frames lost
+    assert level(answered=0)[0] == DiagnosticStatus.ERROR  # frames arrive, nothing comes out
+    assert level(frames_in=0, answered=0)[0] == DiagnosticStatus.STALE
+    assert level(frames_in=0, answered=0, active=False)[0] == DiagnosticStatus.OK
+    window = EventWindow(0.05)
+    for value in (1.0, 2.0, 3.0, 10.0):
+        window.add("latency_ms", value)
+    window.add("cause:encoding")
+    assert window.percentile("latency_ms", 50) in (2.0, 3.0) and window.percentile("latency_ms", 95) == 10.0
+    assert window.counts("cause:") == {"encoding": 1}
+    import time
+
+    time.sleep(0.1)
+    assert window.counts() == {} and window.percentile("latency_ms", 50) is None
