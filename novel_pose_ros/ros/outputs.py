@@ -41,15 +41,21 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class PoseOutputs:
+    """The result publishers. On a lifecycle node they are lifecycle publishers: nothing goes out while the
+    node is inactive (a frame still in the worker at deactivation is not published). The latched
+    symmetries are published at configure (static metadata, for inactive nodes too)."""
+
     def __init__(self, node: Node, library: ObjectLibrary) -> None:
         self._node = node
         self._library = library
-        self.poses = node.create_publisher(PoseArray, "/object_poses", RELIABLE)
-        self.best = {name: node.create_publisher(PoseStamped, f"~/object_poses/{name}", RELIABLE) for name in library.names}
-        self.detections = node.create_publisher(Detection3DArray, "~/detections_3d", RELIABLE)
-        self.tf = node.create_publisher(TFMessage, "/tf", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-        self.markers = node.create_publisher(MarkerArray, "~/markers", RELIABLE)
-        self.overlay = node.create_publisher(Image, "~/overlay", RELIABLE)
+        self._lifecycle = hasattr(node, "create_lifecycle_publisher")
+        create = node.create_lifecycle_publisher if self._lifecycle else node.create_publisher
+        self.poses = create(PoseArray, "/object_poses", RELIABLE)
+        self.best = {name: create(PoseStamped, f"~/object_poses/{name}", RELIABLE) for name in library.names}
+        self.detections = create(Detection3DArray, "~/detections_3d", RELIABLE)
+        self.tf = create(TFMessage, "/tf", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.markers = create(MarkerArray, "~/markers", RELIABLE)
+        self.overlay = create(Image, "~/overlay", RELIABLE)
         self.symmetries = node.create_publisher(String, "~/object_symmetries", latched_qos())
         self.symmetries.publish(conversions.symmetries_msg(library))
 
@@ -85,5 +91,7 @@ class PoseOutputs:
         return held_back
 
     def destroy(self) -> None:
-        for publisher in (self.poses, self.detections, self.tf, self.markers, self.overlay, self.symmetries, *self.best.values()):
-            self._node.destroy_publisher(publisher)
+        destroy = self._node.destroy_lifecycle_publisher if self._lifecycle else self._node.destroy_publisher
+        for publisher in (self.poses, self.detections, self.tf, self.markers, self.overlay, *self.best.values()):
+            destroy(publisher)
+        self._node.destroy_publisher(self.symmetries)

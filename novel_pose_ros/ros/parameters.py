@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -92,7 +92,10 @@ SPEC_BY_NAME = {s.name: s for s in SPECS}
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    # read_only is enforced by our own callback (declare): refused while configured, accepted between cleanup
+    # and configure, which rclpy's descriptor flag (refused always) cannot express
+    description = spec.description + (" [set while unconfigured: takes effect at configure]" if spec.read_only else "")
+    descriptor = ParameterDescriptor(description=description, read_only=False)
     if spec.choices:
         descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
     if spec.bounds is not None:
@@ -116,8 +119,9 @@ def validate(name: str, value: Any) -> str | None:
     return None
 
 
-def declare(node: Node) -> None:
-    """Declare every parameter (values from --params-file / -p overrides) and install the validator."""
+def declare(node: Node, configured: Callable[[], bool] = lambda: True) -> None:
+    """Declare every parameter (values from --params-file / -p overrides) and install the validator, which
+    also refuses the configure-time (read_only) parameters while `configured()`."""
     for spec in SPECS:
         try:
             node.declare_parameter(spec.name, spec.default, _descriptor(spec))
@@ -126,6 +130,10 @@ def declare(node: Node) -> None:
 
     def on_set(parameters: list[Parameter]) -> SetParametersResult:
         reasons = [r for r in (validate(p.name, p.value) for p in parameters) if r]
+        if configured():
+            reasons += [f"parameter '{p.name}' is read-only while the node is configured: it takes effect at configure "
+                        "(lifecycle cleanup, set it, configure)" for p in parameters
+                        if p.name in SPEC_BY_NAME and SPEC_BY_NAME[p.name].read_only]
         return SetParametersResult(successful=not reasons, reason="; ".join(reasons))
 
     node.add_on_set_parameters_callback(on_set)

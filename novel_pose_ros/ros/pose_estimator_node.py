@@ -42,7 +42,7 @@ RUNTIME_FLAGS = ("publish_tf", "publish_markers", "publish_overlay", "marker_lif
 class PoseEstimatorNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("pose_estimator", **kwargs)
-        parameters.declare(self)
+        parameters.declare(self, configured=lambda: self._estimator is not None)
         self.events = EventWindow(DEFAULT_WINDOW_S)  # the diagnostics window (diagnostics_window_s at configure)
         self.causes = CauseLog(self.get_logger().warning, self.events)
         self.input_rate, self.output_rate, self.means = RateMeter(), RateMeter(), MeanTracker()
@@ -111,7 +111,10 @@ class PoseEstimatorNode(LifecycleNode):
             self._outputs.destroy()
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
+        if self._diagnostics_pub is not None:  # else each cleanup/configure cycle adds a /diagnostics publisher
+            self.destroy_publisher(self._diagnostics_pub)
         self._worker = self._matcher = self._outputs = self._diagnostics_timer = self._estimator = None
+        self._diagnostics_pub = self._tf_buffer = self._undistort = None
 
     # --- inputs ------------------------------------------------------------------------
     def _input_topics(self, settings: parameters.NodeSettings) -> tuple[list, list]:
@@ -235,6 +238,8 @@ class PoseEstimatorNode(LifecycleNode):
             self.means.add(f"{stage}_ms", 1000.0 * seconds)
 
     def _on_worker_error(self, exc: BaseException) -> None:
+        if not rclpy.ok():  # shutting down: the frame in flight could not be published, nothing is wrong
+            return
         self.causes.report("estimator_exception", f"frame failed: {type(exc).__name__}: {exc}")
 
     def _publish_diagnostics(self) -> None:
