@@ -23,6 +23,8 @@ FRAME = "camera_color_optical_frame"
 K = np.array([[600.0, 0.0, 320.0], [0.0, 600.0, 240.0], [0.0, 0.0, 1.0]])
 STARTUP_TIMEOUT_S = 240.0  # first start renders templates and computes features
 FRAME_TIMEOUT_S = 60.0
+# short enough for a test to see it pass, long enough that a loaded CI machine's slow frames stay in it
+DIAGNOSTICS_WINDOW_S = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def node_process(tmp_path_factory):
                "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
                "-p", f"objects_file:={objects}", "-p", f"templates_dir:={folder / 'templates'}",
                "-p", "use_masks:=true", "-p", "input_reliability:=reliable", "-p", "diagnostics_period_s:=0.5",
-               "-p", "diagnostics_window_s:=3.0",
+               "-p", f"diagnostics_window_s:={DIAGNOSTICS_WINDOW_S}",
                "-p", "network:=small"]  # untrained small network: the graph is under test, not the weights
     proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ))
@@ -365,7 +367,7 @@ def test_detections_without_a_frame_are_reported_with_the_stamp_gap(client, scen
 
 
 def test_diagnostics_levels_follow_the_last_window(client, scene):
-    """Issue 21 (7): the level is over the last diagnostics_window_s (3 s here): STALE without input, ERROR
+    """Issue 21 (7): the level is over the last diagnostics_window_s (6 s here): STALE without input, ERROR
     while most frames are rejected, back to WARN (untrained weights only) once the window holds good frames."""
     from diagnostic_msgs.msg import DiagnosticStatus
 
@@ -375,29 +377,27 @@ def test_diagnostics_levels_follow_the_last_window(client, scene):
     def status_after(start: int, predicate=lambda status: True):
         """The first /diagnostics status published after history[start] for which predicate holds."""
         found = lambda: next((m.status[0] for m in history[start:] if predicate(m.status[0])), None)  # noqa: E731
-        spin_until(client.executor, lambda: found() is not None, 5.0)
+        spin_until(client.executor, lambda: found() is not None, 10.0)
         return found()
 
     def window_value(status, key):
         return next((v.value for v in status.values if v.key == key), None)
 
-    spin_until(client.executor, lambda: False, 3.5)  # nothing for longer than the window
+    spin_until(client.executor, lambda: False, DIAGNOSTICS_WINDOW_S + 0.5)  # nothing for longer than the window
     stale = status_after(len(history))
     assert stale.level == DiagnosticStatus.STALE and "no input frames" in stale.message
     start = len(history)
-    for _ in range(3):
-        client.send(image, masks, ["toy_block", "cereal_box"], encoding="yuv422")
-    assert client.output_for(client.send(image, masks, ["toy_block", "cereal_box"])) is not None
-    failing = status_after(start, lambda status: window_value(status, "window_answered") == "1")
-    frames_in = int(window_value(failing, "window_frames_in"))
-    lost = int(window_value(failing, "window_rejected")) + int(window_value(failing, "window_dropped"))
-    assert frames_in >= 3 and lost == frames_in - 1, failing.message  # every bad frame rejected or dropped
-    assert failing.level == DiagnosticStatus.ERROR and f"1 of {frames_in} frames answered" in failing.message
-    rejected = int(window_value(failing, "window_rejected"))
-    assert rejected == 0 or int(window_value(failing, "window_encoding")) == rejected  # rejected for their encoding
-    assert window_value(failing, "latency_ms_p50") != "n/a"
+    client.send(image, masks, ["toy_block", "cereal_box"], encoding="yuv422")  # a frame arrives, nothing comes out
+    failing = status_after(start, lambda status: window_value(status, "window_frames_in") == "1")
+    assert failing is not None, history[-1].status[0].message
+    assert failing.level == DiagnosticStatus.ERROR and "0 of 1 frames answered, 100% dropped or rejected" in failing.message
+    assert window_value(failing, "window_rejected") == "1" and window_value(failing, "window_encoding") == "1"
+    answered = client.send(image, masks, ["toy_block", "cereal_box"])
+    assert client.output_for(answered) is not None
+    latency = status_after(start, lambda status: window_value(status, "latency_ms_p50") not in (None, "n/a"))
+    assert latency is not None and latency.level != DiagnosticStatus.OK  # the bad frame is still in the window
     started = time.monotonic()
-    while time.monotonic() - started < 4.0:  # good frames, each answered before the next: the bad ones leave the window
+    while time.monotonic() - started < DIAGNOSTICS_WINDOW_S + 1.0:  # good frames, each answered before the next
         assert client.output_for(client.send(image, masks, ["toy_block", "cereal_box"])) is not None
     recovered = status_after(len(history))
     assert recovered.level == DiagnosticStatus.WARN, recovered.message
