@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from novel_pose_ros.geometry.camera import project_points
 from novel_pose_ros.geometry.se3 import check_shape
 
 PATCH_PX = 14.0  # the official stage-2 translation unit (trans_scale)
@@ -66,10 +67,9 @@ def official_stage1_scores(query_unit: np.ndarray, query_patch_mask: np.ndarray,
 def official_template_centres(T_cam_obj: np.ndarray, K: np.ndarray, M_crop_img: np.ndarray) -> np.ndarray:
     """(N, 2) `tem_M · K · t / t_z`: the template's object origin in official crop coordinates.
     T_cam_obj (N, 4, 4), K (3, 3), M_crop_img (N, 2, 3) ours (integer-centred)."""
-    projected = np.einsum("ij,nj->ni", K, T_cam_obj[:, :3, 3])
-    projected = projected / projected[:, 2:3]
+    projected = project_points(K, T_cam_obj[:, :3, 3])
     M = official_crop_matrix(M_crop_img)
-    return np.einsum("nij,nj->ni", M[:, :, :2], projected[:, :2]) + M[:, :, 2]
+    return np.einsum("nij,nj->ni", M[:, :, :2], projected) + M[:, :, 2]
 
 
 def official_grid_pixels(M_crop_img: np.ndarray, grid: int, crop_size_px: int) -> np.ndarray:

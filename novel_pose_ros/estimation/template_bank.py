@@ -14,6 +14,7 @@ import numpy as np
 
 from novel_pose_ros.geometry.camera import backproject_pixels, project_points
 from novel_pose_ros.geometry.crop import invert_affine, transform_pixels, warp_crop
+from novel_pose_ros.estimation.official_picopose import official_crop_matrix
 from novel_pose_ros.geometry.se3 import invert_T, transform_points
 from novel_pose_ros.templates.store import TemplateSet
 
@@ -75,9 +76,9 @@ def official_point_grid(depth_m: np.ndarray, K: np.ndarray, T_cam_obj: np.ndarra
     """(G, G, 3) object-frame points as the official code makes them: the depth of the crop window
     resized to G×G by cv2's nearest rule (cell w reads window pixel floor(w·side/G)), back-projected at
     the integer pixel, with no validity test: a pixel without depth gives the camera centre."""
-    s = M_crop_img[0, 0]
-    x1 = int(round((0.5 * s - 0.5 - M_crop_img[0, 2]) / s))
-    y1 = int(round((0.5 * s - 0.5 - M_crop_img[1, 2]) / s))
+    M = official_crop_matrix(M_crop_img)  # x -> (x - x1)·s: the window's corner and side read off it
+    s = M[0, 0]
+    x1, y1 = int(round(-M[0, 2] / s)), int(round(-M[1, 2] / s))
     side = int(round(crop_size_px / s))
     offsets = np.floor(np.arange(grid) * side / grid).astype(np.int64)
     xs, ys = np.meshgrid(x1 + offsets, y1 + offsets)

@@ -106,12 +106,12 @@ class FrameMatcher:
             self.counters.frames_evicted += self.cache.add(CachedFrame(stamp, tuple(messages), nbytes))
             waiting, self._pending = self._pending, []
             for detection_stamp, detections in waiting:
-                self._match(detection_stamp, detections, may_wait=True)
+                self._match(detection_stamp, detections)
 
     def add_detections(self, *messages) -> None:
         stamp = stamp_to_nanoseconds(messages[0].header.stamp)
         with self._lock:
-            self._match(stamp, tuple(messages), may_wait=True)
+            self._match(stamp, tuple(messages))
 
     def _frame_for(self, stamp: int) -> CachedFrame | None:
         frame = self.cache.nearest(stamp)
@@ -120,16 +120,15 @@ class FrameMatcher:
         limit = self.slop_ns if self.policy == "exact" else self.cache.window_ns
         return frame if abs(frame.stamp_ns - stamp) <= limit else None
 
-    def _match(self, stamp: int, detections: tuple, may_wait: bool) -> None:
+    def _match(self, stamp: int, detections: tuple) -> None:
         frame = self._frame_for(stamp)
         if frame is not None:
             self.counters.matched += 1
             self._callback(frame.messages, detections)
             return
         newest = self.cache.newest_ns
-        # its frame may still come: the cache has nothing that recent yet (and the set is not too old)
-        if may_wait and (newest is None or newest < stamp + self.slop_ns) and \
-                (newest is None or stamp >= newest - self.cache.window_ns):
+        # its frame may still come: the cache has nothing that recent yet
+        if newest is None or newest < stamp + self.slop_ns:
             self._pending.append((stamp, detections))
             if len(self._pending) > self._max_pending:
                 self._give_up(*self._pending.pop(0))

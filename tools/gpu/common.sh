@@ -106,7 +106,6 @@ gpu_setup() {  # on the GPU machine
   gpu_log "python $(python3 -c 'import sys; print(sys.version.split()[0])'), $(python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")')"
 }
 
-# novel-pose without installing the package: tools/gpu/novel-pose (an executable, so that `timeout` can run
-# it; under GPU_DRY_RUN=1 it only parses the command line with novel-pose's own argument parser).
+# novel-pose without installing the package: "$NOVEL_POSE" ARGS (an executable, so that `timeout` can run it;
+# under GPU_DRY_RUN=1 it only parses the command line with novel-pose's own argument parser).
 NOVEL_POSE="$GPU_REPO/tools/gpu/novel-pose"
-novel_pose() { "$NOVEL_POSE" "$@"; }

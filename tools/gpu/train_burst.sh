@@ -64,7 +64,7 @@ half_copy() {  # half_copy RUN_DIR TARGET: the float16 copy of the run's latest 
   [ -f "$run/checkpoints/latest.json" ] || { echo "ERROR: no checkpoint in $run/checkpoints" >&2; return 1; }
   weights=$("${PYTHON:-python3}" -c 'import json, sys; print(json.load(open(sys.argv[1]))["weights"])' \
             "$run/checkpoints/latest.json") || return 1
-  novel_pose weights half "$run/checkpoints/$weights" "$target" || return 1
+  "$NOVEL_POSE" weights half "$run/checkpoints/$weights" "$target" || return 1
   size=$(stat -c %s "$target")
   gpu_log "float16 checkpoint $target: $(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1048576 }') MiB (from $weights)"
   [ "$size" -le $((MAX_CKPT_MIB * 1048576)) ] || { echo "ERROR: $target is over $MAX_CKPT_MIB MiB" >&2; return 1; }
@@ -95,7 +95,7 @@ EOF
 
 if [ "$DRY" = 1 ]; then
   export PYTHON="${PYTHON:-$GPU_REPO/.venv/bin/python}"
-  export PATH="$(dirname "$PYTHON"):$PATH"  # novel_pose's real runs (the smoke's float16 copy) call python3
+  export PATH="$(dirname "$PYTHON"):$PATH"  # "$NOVEL_POSE"'s real runs (the smoke's float16 copy) call python3
   OUT="${OUT:-$GPU_REPO/build/gpu_burst_dry_run}"
   RUN=$(mktemp -d /tmp/novel_pose_burst.XXXX)
   mkdir -p "$OUT"
@@ -131,8 +131,8 @@ TRAIN=(train --config "$CONFIG" --device cuda --out "$RUN" --meshes "$PACK" --ma
        --init-weights "$INIT" --seed "$SEED" --no-progress)
 gpu_log "burst: $MINUTES min from $INIT (seed $SEED), budget ${BUDGET_S} s, $SECONDS s used"
 if [ "$DRY" = 1 ]; then
-  GPU_DRY_RUN=1 novel_pose "${TRAIN[@]}" || exit 1
-  GPU_DRY_RUN=1 novel_pose weights half "$RUN/checkpoints/step_0000001.ckpt" "$OUT/$BURST_CKPT" || exit 1
+  GPU_DRY_RUN=1 "$NOVEL_POSE" "${TRAIN[@]}" || exit 1
+  GPU_DRY_RUN=1 "$NOVEL_POSE" weights half "$RUN/checkpoints/step_0000001.ckpt" "$OUT/$BURST_CKPT" || exit 1
   if [ "$SMOKE" = 1 ]; then  # on a copy: the smoke writes stable poses into its meshes folder
     cp -r "$PACK" "$RUN/pack"
     gpu_log "smoke: 2 CPU training steps (batch 2) from $INIT on the pack"
