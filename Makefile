@@ -4,6 +4,8 @@
 #   make venv       create/refresh .venv (fast no-op when nothing changed)
 #   make test       default test suite (not slow, not gpu)
 #   make test-slow  slow-marked tests
+#   make venv-ros-tools  ros2 launch, the ros2 CLI and colcon into .venv from ../shared/vendor (launch tests;
+#                   a one-line no-op without that folder or with a system ROS 2). `make test` runs it.
 #   make venv-gpu   GPU machines only: CUDA torch + requirements-gpu.txt (TensorRT) into .venv
 #   make test-gpu   gpu-marked tests (TensorRT); needs make venv-gpu and an NVIDIA GPU
 #   make demo       novel-pose demo
@@ -50,7 +52,7 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export FASTRTPS_DEFAULT_PROFILES_FILE := $(abspath config/fastdds_localhost.xml)
 export FASTDDS_DEFAULT_PROFILES_FILE := $(abspath config/fastdds_localhost.xml)
 
-.PHONY: venv venv-gpu test test-slow test-gpu demo clean constraints gpu-dry-run
+.PHONY: venv venv-ros-tools venv-gpu test test-slow test-gpu demo clean constraints gpu-dry-run
 
 venv: $(VENV_STAMP) $(INTERFACES_STAMP)
 
@@ -92,6 +94,11 @@ $(INTERFACES_STAMP): $(VENV_STAMP) $(INTERFACE_INPUTS)
 	fi; \
 	touch $@
 
+# launch, launch_ros, ros2cli & verbs, launch_testing (vendored Jazzy sources) + colcon, for the launch
+# tests; the script keeps its own stamp ($(VENV)/.stamp-ros-tools) and says when there is nothing to do.
+venv-ros-tools: venv
+	@bash tools/setup/install_ros_tools.sh $(VENV)
+
 # GPU extras (not part of `make venv`): the CUDA build of the same torch from PyPI (CUDA 13), then
 # requirements-gpu.txt (TensorRT, onnxruntime-gpu), both under constraints.txt minus its torch pin.
 # onnxruntime and onnxruntime-gpu install the same `onnxruntime` module: the CPU one goes first.
@@ -104,13 +111,13 @@ venv-gpu: venv
 	$(PIP) install -q -r requirements-gpu.txt -c $(VENV)/constraints-gpu.txt
 	@$(PY) -c 'import torch, tensorrt, onnxruntime as ort; print("[venv-gpu] torch", torch.__version__, "CUDA", torch.version.cuda, "GPU visible:", torch.cuda.is_available(), "| TensorRT", tensorrt.__version__, "| onnxruntime", ort.__version__, ort.get_available_providers())'
 
-test: venv
+test: venv venv-ros-tools
 	@echo "[test] ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) ROS_AUTOMATIC_DISCOVERY_RANGE=$(ROS_AUTOMATIC_DISCOVERY_RANGE)"
 	@mkdir -p $(dir $(JUNIT)) && rm -f $(JUNIT)
 	$(PY) -m pytest -m "not slow and not gpu" --junitxml=$(JUNIT) $(PYTEST_ARGS)
 	@$(PY) tools/setup/check_junit.py $(JUNIT)
 
-test-slow: venv
+test-slow: venv venv-ros-tools
 	@echo "[test-slow] ROS_DOMAIN_ID=$(ROS_DOMAIN_ID)"
 	@mkdir -p build/test
 	$(PY) -m pytest -m "slow" --junitxml=build/test/junit-slow.xml $(PYTEST_ARGS)

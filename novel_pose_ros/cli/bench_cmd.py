@@ -67,6 +67,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     templates.add_argument("--renderer", default="auto", choices=["auto", "gl", "numpy"])
     templates.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     templates.set_defaults(handler=run_templates_bench)
+    node = sub.add_parser("node", help="soak the pose_estimator node: a camera at --rate-hz for --duration-s (frames "
+                                       "in/out, drops, latency, memory growth)")
+    node.add_argument("--duration-s", type=float, default=600.0)
+    node.add_argument("--rate-hz", type=float, default=30.0)
+    node.add_argument("--objects-per-frame", dest="soak_objects", type=int, default=4)
+    node.add_argument("--warmup-s", type=float, default=60.0, help="memory growth is measured from here to the end")
+    node.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                      help="a pose_estimator parameter over config/pose_estimator.yaml (repeatable)")
+    node.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    node.set_defaults(handler=run_node_soak)
 
 
 def _load(args: argparse.Namespace, mesh_index: int | None):
@@ -117,6 +127,29 @@ def run_templates_bench(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"benchmark": "templates", "environment": environment, "results": results}, indent=1))
+        print(f"JSON: {args.json}")
+    return 0
+
+
+def run_node_soak(args: argparse.Namespace) -> int:
+    from novel_pose_ros.benchmarks.node_soak import run_soak
+
+    if args.duration_s <= 0 or args.rate_hz <= 0 or args.soak_objects < 1 or args.warmup_s >= args.duration_s:
+        raise ValueError("need --duration-s > --warmup-s, --rate-hz > 0 and --objects-per-frame ≥ 1")
+    overrides = {}
+    for item in args.param:
+        name, sep, value = item.partition(":=")
+        if not sep:
+            raise ValueError(f"--param {item}: expected NAME:=VALUE")
+        overrides[name] = value
+    print(f"[bench node] {args.duration_s:g} s at {args.rate_hz:g} Hz, {args.soak_objects} detections per frame")
+    result = run_soak(args.duration_s, args.rate_hz, args.soak_objects, args.warmup_s, overrides=overrides)
+    summary = result.summary()
+    rows = [(key, "n/a" if value is None else value) for key, value in summary.items()]
+    print(format_table(("measure", "value"), rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_json(), indent=1))
         print(f"JSON: {args.json}")
     return 0
 

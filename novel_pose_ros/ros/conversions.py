@@ -19,8 +19,6 @@ Every input problem raises `ConversionError` with a stable `cause` key for diagn
 from __future__ import annotations
 
 import array
-import colorsys
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -30,11 +28,10 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point, Pose, PoseArray, PoseStamped, Quaternion, TransformStamped, Vector3
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import ColorRGBA, Header, String
+from std_msgs.msg import Header, String
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import (BoundingBox2D, BoundingBox3D, Detection2D, Detection2DArray, Detection3D,
                              Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose, Point2D, Pose2D)
-from visualization_msgs.msg import Marker, MarkerArray
 
 from novel_pose_ros.geometry.se3 import check_shape, quaternion_from_matrix
 from novel_pose_ros.objects.library import ObjectLibrary
@@ -48,7 +45,6 @@ DEPTH_ENCODINGS = {"16UC1": "<u2", "32FC1": "<f4"}
 LABEL_ENCODINGS = {"mono8": "<u1", "8UC1": "<u1", "mono16": "<u2", "16UC1": "<u2"}
 MM_PER_M = 1000.0
 UINT16_MAX = 65535
-LABEL_HEIGHT_FRACTION = 0.25  # text label height as a fraction of the object diameter
 
 
 class ConversionError(ValueError):
@@ -353,7 +349,7 @@ def seconds_to_stamp(s: float) -> Time:
     return Time(sec=int(sec), nanosec=nanosec)
 
 
-def _duration(seconds: float) -> Duration:
+def duration_msg(seconds: float) -> Duration:
     stamp = seconds_to_stamp(max(float(seconds), 0.0))
     return Duration(sec=stamp.sec, nanosec=stamp.nanosec)
 
@@ -385,32 +381,33 @@ def pose_array_msg(poses: Sequence[PoseEstimate], header: Header) -> PoseArray:
 HELD_BACK_SUFFIX = ":below_min_confidence"
 
 
-def instance_frame_id(name: str, instance: int) -> str:
-    return f"{name}_{int(instance)}"
+def instance_frame_id(name: str, instance: int, prefix: str = "") -> str:
+    """The TF frame of an instance: <prefix><name>_<instance> (prefix: the node's frame_prefix, one per camera)."""
+    return f"{prefix}{name}_{int(instance)}"
 
 
-def transforms_msg(poses: Sequence[PoseEstimate], header: Header) -> TFMessage:
-    """TF frames <name>_<instance>, children of header.frame_id, stamped with header.stamp."""
+def transforms_msg(poses: Sequence[PoseEstimate], header: Header, prefix: str = "") -> TFMessage:
+    """TF frames <prefix><name>_<instance>, children of header.frame_id, stamped with header.stamp."""
     transforms = []
     for p in poses:
         pose = pose_msg(p.T_cam_obj)
-        t = TransformStamped(header=header, child_frame_id=instance_frame_id(p.object_id, p.instance))
+        t = TransformStamped(header=header, child_frame_id=instance_frame_id(p.object_id, p.instance, prefix))
         t.transform.translation = Vector3(x=pose.position.x, y=pose.position.y, z=pose.position.z)
         t.transform.rotation = pose.orientation
         transforms.append(t)
     return TFMessage(transforms=transforms)
 
 
-def _box_centre_obj(library: ObjectLibrary, name: str) -> np.ndarray:
+def box_centre_obj(library: ObjectLibrary, name: str) -> np.ndarray:
     return np.asarray(library.get(name).mesh.bounds, dtype=np.float64).mean(axis=0)
 
 
 def detection3d_array_msg(poses: Sequence[PoseEstimate], library: ObjectLibrary, header: Header,
                           held_back: Sequence[PoseEstimate] = (), ids: Mapping[int, str] | None = None,
-                          unposed: Sequence[tuple[int, str, str]] = ()) -> Detection3DArray:
+                          unposed: Sequence[tuple[int, str, str]] = (), prefix: str = "") -> Detection3DArray:
     """One Detection3D per input detection, in input order (PoseEstimate.detection_index):
 
-    - a pose: id = the input detection's id (`ids`, by detection index), or its TF frame <name>_<instance>
+    - a pose: id = the input detection's id (`ids`, by detection index), or its TF frame <prefix><name>_<instance>
       when the input has none; one hypothesis (class_id = name, score = the pose confidence, or the
       detection score where there is none; pose); bbox = the mesh's axis-aligned box placed by the pose;
     - a held-back pose (below min_confidence: no TF frame): the same, id suffixed HELD_BACK_SUFFIX;
@@ -422,69 +419,19 @@ def detection3d_array_msg(poses: Sequence[PoseEstimate], library: ObjectLibrary,
     entries = []
     for p, suffix in [(p, "") for p in poses] + [(p, HELD_BACK_SUFFIX) for p in held_back]:
         obj = library.get(p.object_id)
-        centre = p.T_cam_obj[:3, :3] @ _box_centre_obj(library, obj.name) + p.T_cam_obj[:3, 3]
+        centre = p.T_cam_obj[:3, :3] @ box_centre_obj(library, obj.name) + p.T_cam_obj[:3, 3]
         sx, sy, sz = (float(v) for v in obj.extents_m)
         hypothesis = ObjectHypothesisWithPose(hypothesis=ObjectHypothesis(class_id=obj.name, score=float(p.ranking_score)))
         hypothesis.pose.pose = pose_msg(p.T_cam_obj)
         box_pose = Pose(position=Point(x=float(centre[0]), y=float(centre[1]), z=float(centre[2])),
                         orientation=_quaternion(p.T_cam_obj[:3, :3]))
-        ident = ids.get(p.detection_index) or instance_frame_id(obj.name, p.instance)
+        ident = ids.get(p.detection_index) or instance_frame_id(obj.name, p.instance, prefix)
         entries.append((p.detection_index, Detection3D(header=header, id=ident + suffix, results=[hypothesis],
                                                        bbox=BoundingBox3D(center=box_pose, size=Vector3(x=sx, y=sy, z=sz)))))
     for index, ident, status in unposed:
         entries.append((index, Detection3D(header=header, id=f"{ident or f'detection_{index}'}:{status}")))
     entries.sort(key=lambda entry: entry[0])  # stable: the given order where indices tie
     return Detection3DArray(header=header, detections=[d for _, d in entries])
-
-
-# --- RViz -------------------------------------------------------------------------------
-
-def object_colour(name: str) -> ColorRGBA:
-    """A stable, saturated colour per object name."""
-    hue = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
-    return ColorRGBA(r=float(r), g=float(g), b=float(b), a=1.0)
-
-
-def mesh_marker_T(T_cam_obj: np.ndarray, origin_offset_m: np.ndarray) -> np.ndarray:
-    """Pose for a marker that draws the mesh file scaled to metres: T_cam_obj · Translation(−origin_offset_m).
-
-    A file point q (file units) is at s·q − origin_offset_m in the object frame (s = mesh_scale_to_m).
-    """
-    T = check_shape("T_cam_obj", T_cam_obj, (4, 4)).copy()
-    T[:3, 3] -= T[:3, :3] @ check_shape("origin_offset_m", np.ravel(origin_offset_m), (3,))
-    return T
-
-
-def marker_array_msg(poses: Sequence[PoseEstimate], library: ObjectLibrary, header: Header, lifetime_s: float) -> MarkerArray:
-    """DELETEALL, then per pose a MESH_RESOURCE marker (namespace = object name, id = instance) and a
-    TEXT_VIEW_FACING label '<name>_<instance>' above it (namespace '<name>/label', id = instance).
-
-    The mesh marker loads the file itself (file:// + absolute path) in its own units and origin:
-    scale = mesh_scale_to_m and the pose compensates origin_offset_m (`mesh_marker_T`). Meshes with
-    their own colours or texture keep them (colour all zero: RViz uses the embedded materials);
-    plain meshes get the object's colour.
-    """
-    lifetime = _duration(lifetime_s)
-    markers = [Marker(header=header, action=Marker.DELETEALL)]
-    for p in poses:
-        obj = library.get(p.object_id)
-        scale = float(obj.mesh_scale_to_m)
-        mesh = Marker(header=header, ns=obj.name, id=int(p.instance), type=Marker.MESH_RESOURCE, action=Marker.ADD,
-                      pose=pose_msg(mesh_marker_T(p.T_cam_obj, obj.origin_offset_m)),
-                      scale=Vector3(x=scale, y=scale, z=scale), lifetime=lifetime,
-                      color=ColorRGBA() if obj.has_appearance else object_colour(obj.name),
-                      mesh_resource="file://" + str(obj.mesh_path.resolve()), mesh_use_embedded_materials=True)
-        height = float(np.clip(LABEL_HEIGHT_FRACTION * obj.diameter_m, 0.01, 0.1))
-        centre = p.T_cam_obj[:3, :3] @ _box_centre_obj(library, obj.name) + p.T_cam_obj[:3, 3]
-        above = centre - np.array([0.0, obj.diameter_m / 2 + height, 0.0])  # image up = −y (optical frame)
-        label = Marker(header=header, ns=f"{obj.name}/label", id=int(p.instance), type=Marker.TEXT_VIEW_FACING,
-                       action=Marker.ADD, pose=Pose(position=Point(x=float(above[0]), y=float(above[1]), z=float(above[2]))),
-                       scale=Vector3(z=height), color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0), lifetime=lifetime,
-                       text=instance_frame_id(obj.name, p.instance))
-        label.pose.orientation.w = 1.0
-        markers += [mesh, label]
-    return MarkerArray(markers=markers)
 
 
 def symmetries_msg(library: ObjectLibrary) -> String:

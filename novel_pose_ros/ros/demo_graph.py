@@ -60,7 +60,7 @@ class FrameResult:
         return out
 
 
-def _start(module: str, params_file: Path, overrides: dict[str, object], log: Path) -> subprocess.Popen:
+def start_node_process(module: str, params_file: Path, overrides: dict[str, object], log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", module, "--ros-args", "--params-file", str(params_file)]
     for name, value in overrides.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
@@ -83,7 +83,7 @@ def play_dataset(dataset: Path, objects_file: Path, out_dir: Path, estimator_par
 
     out_dir.mkdir(parents=True, exist_ok=True)
     config = share_dir() / "config"
-    estimator = _start("novel_pose_ros.ros.pose_estimator_node", config / "pose_estimator.yaml",
+    estimator = start_node_process("novel_pose_ros.ros.pose_estimator_node", config / "pose_estimator.yaml",
                        {"objects_file": objects_file, "use_masks": True, "input_reliability": "reliable", **estimator_params},
                        out_dir / f"{label}_pose_estimator.log")
     context = rclpy.Context()
@@ -131,7 +131,7 @@ def play_dataset(dataset: Path, objects_file: Path, out_dir: Path, estimator_par
             if estimator.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"pose_estimator did not start; see {out_dir / f'{label}_pose_estimator.log'}")
             executor.spin_once(timeout_sec=0.1)
-        player = _start("novel_pose_ros.ros.bop_player_node", config / "bop_player.yaml",
+        player = start_node_process("novel_pose_ros.ros.bop_player_node", config / "bop_player.yaml",
                         {"dataset": dataset, "objects_file": objects_file, "publish_masks": True,
                          "publish_ground_truth": True, "wait_for_subscribers": True, **player_params},
                         out_dir / f"{label}_bop_player.log")

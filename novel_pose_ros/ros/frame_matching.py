@@ -54,7 +54,13 @@ class FrameCache:
         self.nbytes = 0
 
     def add(self, frame: CachedFrame) -> int:
-        """Insert; returns how many frames were evicted (too old, or over the byte bound)."""
+        """Insert; returns how many frames were evicted (too old, or over the byte bound). A frame older than
+        the window before the newest means the stream started again (a bag replayed, sim time reset): the
+        cache starts over from it, else every frame of the new pass would be evicted on arrival."""
+        if self.frames and frame.stamp_ns < self.frames[-1].stamp_ns - self.window_ns:
+            evicted = len(self.frames)
+            self.frames, self.nbytes = [frame], frame.nbytes
+            return evicted
         position = next((i for i, f in enumerate(self.frames) if f.stamp_ns > frame.stamp_ns), len(self.frames))
         self.frames.insert(position, frame)
         self.nbytes += frame.nbytes

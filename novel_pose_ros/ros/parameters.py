@@ -72,7 +72,19 @@ SPECS = (
     ParamSpec("image_cache_mib", 512.0, "memory bound of the camera frame cache (MiB of image data)",
               bounds=(1.0, 16384.0)),
     ParamSpec("input_reliability", "best_effort", "QoS reliability of the inputs", choices=("best_effort", "reliable")),
-    ParamSpec("target_frame", "", "publish poses in this frame (empty: the image's optical frame; needs /tf)"),
+    ParamSpec("target_frame", "", "publish poses in this frame (empty: the image's optical frame; needs /tf), "
+              "transformed at the image stamp (interpolated, as tf2 does)"),
+    ParamSpec("tf_timeout_s", 0.1, "how long a frame waits for /tf to reach its stamp before it is dropped (cause "
+              "tf_lookup)", bounds=(0.0, 10.0)),
+    ParamSpec("tf_cache_s", 10.0, "seconds of /tf history kept for target_frame lookups", bounds=(0.5, 600.0)),
+    ParamSpec("frame_prefix", "", "prefix of the instance TF frames (<prefix><object>_<instance>): one per camera "
+              "when several cameras share /tf"),
+    ParamSpec("instance_timeout_s", 1.0, "an instance not seen for this long (image stamps) loses its id, and its "
+              "markers are deleted", bounds=(0.01, 3600.0)),
+    ParamSpec("instance_match_iou", 0.3, "a detection continues an instance whose mask (else box) overlaps it by "
+              "this IoU ...", bounds=(0.01, 1.0)),
+    ParamSpec("instance_match_distance", 0.5, "... or whose position is within this many object diameters",
+              bounds=(0.01, 100.0)),
     ParamSpec("score_threshold", 0.0, "detections with a lower score are ignored", bounds=(0.0, 1.0), read_only=False),
     ParamSpec("min_confidence", 0.0, "poses of lower confidence (estimated probability of MSSD < 0.2 diameter) are "
               "held back from /object_poses, TF and markers (still in ~/detections_3d, flagged)", bounds=(0.0, 1.0),
@@ -155,6 +167,12 @@ class NodeSettings:
     image_cache_mib: float
     input_reliability: str
     target_frame: str
+    tf_timeout_s: float
+    tf_cache_s: float
+    frame_prefix: str
+    instance_timeout_s: float
+    instance_match_iou: float
+    instance_match_distance: float
     diagnostics_period_s: float
     diagnostics_window_s: float
 
@@ -184,6 +202,9 @@ def read_settings(node: Node) -> NodeSettings:
         use_projection_matrix=values["use_projection_matrix"], sync_slop_s=values["sync_slop_s"],
         queue_size=values["queue_size"], sync_policy=values["sync_policy"], image_cache_s=values["image_cache_s"],
         image_cache_mib=values["image_cache_mib"], input_reliability=values["input_reliability"],
-        target_frame=values["target_frame"], diagnostics_period_s=values["diagnostics_period_s"],
+        target_frame=values["target_frame"], tf_timeout_s=values["tf_timeout_s"], tf_cache_s=values["tf_cache_s"],
+        frame_prefix=values["frame_prefix"], instance_timeout_s=values["instance_timeout_s"],
+        instance_match_iou=values["instance_match_iou"], instance_match_distance=values["instance_match_distance"],
+        diagnostics_period_s=values["diagnostics_period_s"],
         diagnostics_window_s=values["diagnostics_window_s"],
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
+import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -23,6 +24,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from novel_pose_ros.estimation import Estimator
 from novel_pose_ros.geometry.crop import box_from_mask
 from novel_pose_ros.geometry.distortion import LensDistortion, Undistorter
+from novel_pose_ros.geometry.transform_history import TransformUnavailable
+from novel_pose_ros.instance_tracking import InstanceTracker, Sighting
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.ros import conversions, parameters
 from novel_pose_ros.ros.diagnostics import (DEFAULT_WINDOW_S, CauseLog, EventWindow, MeanTracker, RateMeter, WindowStats,
@@ -31,7 +34,8 @@ from novel_pose_ros.ros.frame_matching import FrameMatcher
 from novel_pose_ros.ros.log_bridge import bridge_library_logs
 from novel_pose_ros.ros.outputs import PoseOutputs
 from novel_pose_ros.ros.sync import create_synchronizer
-from novel_pose_ros.ros.tf_buffer import LatestTfBuffer
+from novel_pose_ros.ros.tf_buffer import TfBuffer
+from novel_pose_ros.ros.transport_limits import fastdds_shm_limit, frame_transport_warning
 from novel_pose_ros.ros.worker import LatestFrameWorker
 from novel_pose_ros.types import Frame
 
@@ -49,8 +53,10 @@ class PoseEstimatorNode(LifecycleNode):
         self._active = False
         self._settings = self._estimator = self._outputs = self._matcher = self._worker = None
         self._syncs: list = []  # the camera topics' and the detector topics' synchronisers
-        self._tf_buffer = self._diagnostics_timer = self._diagnostics_pub = None
+        self._tf_buffer = self._diagnostics_timer = self._diagnostics_pub = self._tracker = None
         self._undistort: Undistorter | None = None  # the camera's undistortion maps, made at its first frame
+        self._size_watch = None  # camera_info on its own: frames too large for the transport never make a set
+        self._shm_limit = None  # the Fast DDS shared-memory segment (ros/transport_limits.py), read at configure
 
     # --- lifecycle -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -64,8 +70,10 @@ class PoseEstimatorNode(LifecycleNode):
         except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self._outputs = PoseOutputs(self, library)
-        self._tf_buffer = LatestTfBuffer(self) if settings.target_frame else None
+        self._outputs = PoseOutputs(self, library, settings.frame_prefix)
+        self._tf_buffer = TfBuffer(self, settings.tf_cache_s) if settings.target_frame else None
+        self._tracker = InstanceTracker(settings.instance_timeout_s, settings.instance_match_iou,
+                                        settings.instance_match_distance)
         self._worker = LatestFrameWorker(self._process, self._on_worker_error)
         self._matcher = FrameMatcher(self._on_match, settings.sync_policy, settings.image_cache_s,
                                      int(settings.image_cache_mib * 2**20), settings.sync_slop_s, self._on_unmatched)
@@ -74,6 +82,8 @@ class PoseEstimatorNode(LifecycleNode):
                                            settings.queue_size),
                        create_synchronizer(self, detection_topics, self._matcher.add_detections, settings.sync_slop_s,
                                            settings.queue_size)]
+        self._shm_limit = fastdds_shm_limit()
+        self._size_watch = self.create_subscription(CameraInfo, "camera_info", self._check_frame_size, camera_topics[1][2])
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.events.window_s = settings.diagnostics_window_s
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
@@ -107,14 +117,19 @@ class PoseEstimatorNode(LifecycleNode):
         for sync in self._syncs:
             sync.destroy()
         self._syncs = []
+        if self._size_watch is not None:
+            self.destroy_subscription(self._size_watch)
+            self._size_watch = None
         if self._outputs is not None:
             self._outputs.destroy()
+        if self._tf_buffer is not None:
+            self._tf_buffer.destroy()
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
         if self._diagnostics_pub is not None:  # else each cleanup/configure cycle adds a /diagnostics publisher
             self.destroy_publisher(self._diagnostics_pub)
         self._worker = self._matcher = self._outputs = self._diagnostics_timer = self._estimator = None
-        self._diagnostics_pub = self._tf_buffer = self._undistort = None
+        self._diagnostics_pub = self._tf_buffer = self._undistort = self._tracker = None
 
     # --- inputs ------------------------------------------------------------------------
     def _input_topics(self, settings: parameters.NodeSettings) -> tuple[list, list]:
@@ -124,6 +139,14 @@ class PoseEstimatorNode(LifecycleNode):
         camera = [(Image, "image", qos), (CameraInfo, "camera_info", qos)] + ([(Image, "depth", qos)] if settings.use_depth else [])
         detector = [(Detection2DArray, "detections", qos)] + ([(Image, "detection_masks", qos)] if settings.use_masks else [])
         return camera, detector
+
+    def _check_frame_size(self, info: CameraInfo) -> None:
+        """Counts (cause frame_over_transport, logged once) the frames a best-effort input will mostly lose."""
+        if self._active:
+            warning = frame_transport_warning(info.width, info.height, self._shm_limit,
+                                              self._settings.input_reliability == "reliable")
+            if warning is not None:
+                self.causes.report("frame_over_transport", warning)
 
     def _on_match(self, camera: tuple, detector: tuple) -> None:
         """A detection set and its cached camera frame -> the inputs in _frame_and_detections' order."""
@@ -217,13 +240,20 @@ class PoseEstimatorNode(LifecycleNode):
         unposed = [(index, ids[index], why) for index, why in sorted(status.items())]
         T_target_cam = None
         if self._settings.target_frame:
-            T_target_cam = self._tf_buffer.lookup(self._settings.target_frame, header.frame_id)
-            if T_target_cam is None:
-                self.causes.report("tf_lookup", f"no transform from '{header.frame_id}' to '{self._settings.target_frame}'")
+            target = self._settings.target_frame
+            try:  # at the image's stamp: on a moving arm the newest transform is the wrong one
+                T_target_cam = self._tf_buffer.history.wait_for(target, header.frame_id, conversions.stamp_to_nanoseconds(
+                    header.stamp), self._settings.tf_timeout_s)
+            except TransformUnavailable as exc:
+                self.causes.report("tf_lookup", f"frame dropped: no transform from '{header.frame_id}' to '{target}' "
+                                   f"at the image stamp {frame.stamp_s:.3f} s (tf_timeout_s "
+                                   f"{self._settings.tf_timeout_s:g}): {exc}")
+                self.events.add("rejected")
                 return
-            header = type(header)(stamp=header.stamp, frame_id=self._settings.target_frame)
+            header = type(header)(stamp=header.stamp, frame_id=target)
+        poses, expired = self._track(poses, inputs, T_target_cam, frame.stamp_s)
         held_back = self._outputs.publish(poses, header, frame, self._estimator.renderer, T_target_cam, flags, ids,
-                                          unposed)
+                                          unposed, expired)
         self.output_rate.tick()
         self.events.add("answered")
         # latency on the node's clock (sim time when use_sim_time), as the image stamps are
@@ -236,6 +266,17 @@ class PoseEstimatorNode(LifecycleNode):
             self.means.add("held_back_share", float(p.detection_index in held_back_ids))
         for stage, seconds in report.timings.seconds.items():
             self.means.add(f"{stage}_ms", 1000.0 * seconds)
+
+    def _track(self, poses, inputs, T_target_cam, stamp_s: float):
+        """The poses with their instance ids across frames (instance_tracking.py), compared in the published
+        frame; and the instances that expired at this frame."""
+        detections = {item.index: item.detection for item in inputs}
+        T_ref_cam = T_target_cam if T_target_cam is not None else np.eye(4)
+        library = self._estimator.objects
+        sightings = [Sighting(p.object_id, detections[p.detection_index].bbox_xywh, detections[p.detection_index].mask,
+                              T_ref_cam @ p.T_cam_obj, library.get(p.object_id).diameter_m) for p in poses]
+        instance_ids, expired = self._tracker.assign(stamp_s, sightings)
+        return [replace(p, instance=i) for p, i in zip(poses, instance_ids)], expired
 
     def _on_worker_error(self, exc: BaseException) -> None:
         if not rclpy.ok():  # shutting down: the frame in flight could not be published, nothing is wrong
@@ -259,6 +300,8 @@ class PoseEstimatorNode(LifecycleNode):
             "backend": estimator.backend.name, "device": estimator.backend.device,
             "precision": estimator.backend.precision, "network": estimator.config.network,
             "weights": estimator.backend.weights_id[:24],
+            "transport_shm_segment_mib": ("n/a (not Fast DDS)" if self._shm_limit is None
+                                          else round(self._shm_limit.segment_bytes / 2**20, 1)),
         }
         values.update({k: round(v, 2) for k, v in self.means.take().items()})
         values.update({f"count_{cause}": n for cause, n in sorted(self.causes.counts.items())})  # since start

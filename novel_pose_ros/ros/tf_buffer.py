@@ -1,20 +1,18 @@
-"""The newest transforms from /tf and /tf_static, chained between any two connected frames.
+"""/tf and /tf_static into a TransformHistory (geometry/transform_history.py), for the optional `target_frame`.
 
-Used for the optional `target_frame`. It keeps only the latest transform per edge (no
-interpolation in time), which is exact for static transforms (a camera mount) and a close
-approximation for slowly moving ones; tf2_ros is not available on every install.
+tf2_ros is not on PyPI, so the node keeps its own buffer: every sample of the last `cache_s`
+seconds per edge, looked up at the image stamp with interpolation, as tf2's buffer does.
 """
 from __future__ import annotations
-
-import threading
-from collections import deque
 
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
-from novel_pose_ros.geometry.se3 import invert_T, make_T, matrix_from_quaternion
+from novel_pose_ros.geometry.se3 import make_T, matrix_from_quaternion
+from novel_pose_ros.geometry.transform_history import DEFAULT_CACHE_S, TransformHistory
+from novel_pose_ros.ros.conversions import stamp_to_nanoseconds
 
 
 def transform_to_matrix(transform) -> np.ndarray:
@@ -22,38 +20,27 @@ def transform_to_matrix(transform) -> np.ndarray:
     return make_T(matrix_from_quaternion(np.array([q.x, q.y, q.z, q.w])), [t.x, t.y, t.z])
 
 
-class LatestTfBuffer:
-    def __init__(self, node: Node) -> None:
-        self._edges: dict[tuple[str, str], np.ndarray] = {}  # (parent, child) -> T_parent_child
-        self._lock = threading.Lock()
+class TfBuffer:
+    """Subscribes to /tf and /tf_static on `node`; `history` answers lookups at a time."""
+
+    def __init__(self, node: Node, cache_s: float = DEFAULT_CACHE_S) -> None:
+        self._node = node
+        self.history = TransformHistory(cache_s)
         dynamic = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         static = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._subscriptions = [node.create_subscription(TFMessage, "/tf", self._on_tf, dynamic),
-                               node.create_subscription(TFMessage, "/tf_static", self._on_tf, static)]
+        self._subscriptions = [node.create_subscription(TFMessage, "/tf", lambda msg: self._on_tf(msg, False), dynamic),
+                               node.create_subscription(TFMessage, "/tf_static", lambda msg: self._on_tf(msg, True), static)]
 
-    def _on_tf(self, msg: TFMessage) -> None:
-        with self._lock:
-            for stamped in msg.transforms:
-                self._edges[(stamped.header.frame_id.lstrip("/"), stamped.child_frame_id.lstrip("/"))] = \
-                    transform_to_matrix(stamped.transform)
+    def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        for stamped in msg.transforms:
+            try:
+                T = transform_to_matrix(stamped.transform)
+            except ValueError:  # a zero or NaN quaternion: not a transform, skip it (the others stay)
+                continue
+            self.history.add(stamped.header.frame_id, stamped.child_frame_id,
+                             stamp_to_nanoseconds(stamped.header.stamp), T, static=static)
 
-    def lookup(self, target: str, source: str) -> np.ndarray | None:
-        """T_target_source (maps source-frame points into target), or None when the frames are not connected."""
-        if target == source:
-            return np.eye(4)
-        with self._lock:
-            neighbours: dict[str, list[tuple[str, np.ndarray]]] = {}
-            for (parent, child), T in self._edges.items():
-                neighbours.setdefault(parent, []).append((child, T))  # p_parent = T p_child
-                neighbours.setdefault(child, []).append((parent, invert_T(T)))
-        found = {target: np.eye(4)}  # frame -> T_target_frame
-        queue = deque([target])
-        while queue:
-            frame = queue.popleft()
-            for other, T_frame_other in neighbours.get(frame, []):
-                if other not in found:
-                    found[other] = found[frame] @ T_frame_other
-                    if other == source:
-                        return found[other]
-                    queue.append(other)
-        return None
+    def destroy(self) -> None:
+        for subscription in self._subscriptions:
+            self._node.destroy_subscription(subscription)
+        self._subscriptions = []

@@ -44,10 +44,7 @@ def subscribe(node, namespace: str, topics: dict[str, type]) -> dict[str, list]:
 
 
 def start_player(namespace: str, *overrides: str) -> subprocess.Popen:
-    """The player with config/bop_player.yaml, its camera topics remapped under `namespace`.
-
-    (Not `-r __ns:=`: the file's `bop_player:` key matches the node in the root namespace only.)
-    """
+    """The player with config/bop_player.yaml, its camera topics (only those) remapped under `namespace`."""
     command = [sys.executable, "-m", "novel_pose_ros.ros.bop_player_node", "--ros-args",
                "--params-file", str(REPO_ROOT / "config" / "bop_player.yaml")]
     for topic in CAMERA_TOPICS:

@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import trimesh
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesis, ObjectHypothesisWithPose
-from visualization_msgs.msg import Marker
 
 from helpers import BUNDLED_OBJECTS, MESHES
 from novel_pose_ros.geometry.se3 import make_T, matrix_from_quaternion, random_rotation, transform_points
@@ -297,7 +294,9 @@ def test_pose_messages(rng):
     assert all(t.header == HEADER for t in tf.transforms)
     t = tf.transforms[2].transform
     np.testing.assert_allclose([t.translation.x, t.translation.y, t.translation.z], poses[2].t_m)
-    assert cv.instance_frame_id("mug", 3) == "mug_3"
+    assert cv.instance_frame_id("mug", 3) == "mug_3" and cv.instance_frame_id("mug", 3, "left/") == "left/mug_3"
+    prefixed = cv.transforms_msg(poses, HEADER, "left/")
+    assert [t.child_frame_id for t in prefixed.transforms] == ["left/mug_0", "left/bracket_0", "left/mug_1"]
 
 
 def test_detection3d_box_is_the_posed_mesh_box(rng, library):
@@ -318,43 +317,6 @@ def test_detection3d_box_is_the_posed_mesh_box(rng, library):
         in_box = transform_points(np.linalg.inv(box_T), transform_points(p.T_cam_obj, obj.mesh.vertices))
         np.testing.assert_allclose(in_box.min(axis=0), -size / 2, atol=1e-9)
         np.testing.assert_allclose(in_box.max(axis=0), size / 2, atol=1e-9)
-
-
-def test_mesh_marker_puts_the_file_points_where_the_model_is(rng, library):
-    bracket = library.get("bracket")  # millimetre STL, origin moved to its box centre
-    assert bracket.mesh_scale_to_m == 0.001 and np.linalg.norm(bracket.origin_offset_m) > 0
-    poses = [random_pose(rng, "bracket", 0), random_pose(rng, "cereal_box", 0, index=1),
-             random_pose(rng, "bracket", 1, index=2)]
-    msg = cv.marker_array_msg(poses, library, HEADER, lifetime_s=1.5)
-    assert msg.markers[0].action == Marker.DELETEALL
-    meshes = [m for m in msg.markers if m.type == Marker.MESH_RESOURCE]
-    labels = [m for m in msg.markers if m.type == Marker.TEXT_VIEW_FACING]
-    assert len(msg.markers) == 7 and len(meshes) == 3 and len(labels) == 3
-    assert [(m.ns, m.id) for m in meshes] == [("bracket", 0), ("cereal_box", 0), ("bracket", 1)]
-    assert [(m.ns, m.id, m.text) for m in labels] == [
-        ("bracket/label", 0, "bracket_0"), ("cereal_box/label", 0, "cereal_box_0"), ("bracket/label", 1, "bracket_1")]
-    assert all(m.header == HEADER and m.lifetime.sec == 1 and m.lifetime.nanosec == 500_000_000 for m in msg.markers[1:])
-    marker = meshes[0]
-    assert marker.mesh_resource == "file://" + str(MESHES.resolve() / "bracket.stl")
-    assert Path(marker.mesh_resource[len("file://"):]).is_file() and marker.mesh_use_embedded_materials
-    assert (marker.scale.x, marker.scale.y, marker.scale.z) == (0.001, 0.001, 0.001)
-    assert marker.color.a == 1.0  # plain STL: coloured; the textured cereal box keeps its materials
-    assert (meshes[1].color.r, meshes[1].color.a) == (0.0, 0.0)
-    # What RViz does: load the file in its own units and origin, scale, then apply the marker pose.
-    file_points = trimesh.load(marker.mesh_resource[len("file://"):], force="mesh", process=False).vertices
-    in_rviz = transform_points(T_of(marker.pose), file_points * marker.scale.x)
-    expected = transform_points(poses[0].T_cam_obj, bracket.mesh.vertices)
-    np.testing.assert_allclose(in_rviz, expected, atol=1e-9)
-    # labels sit above (image up = -y) their object
-    assert labels[0].pose.position.y < poses[0].t_m[1]
-
-
-def test_marker_ids_are_stable_across_frames(rng, library):
-    first = cv.marker_array_msg([random_pose(rng, "mug", 0)], library, HEADER, 0.0)
-    second = cv.marker_array_msg([random_pose(rng, "mug", 0)], library, HEADER, 0.0)
-    assert [(m.ns, m.id, m.type) for m in first.markers] == [(m.ns, m.id, m.type) for m in second.markers]
-    assert first.markers[1].color == second.markers[1].color
-    assert first.markers[1].lifetime.sec == 0 and first.markers[1].lifetime.nanosec == 0  # forever
 
 
 def test_symmetries_json(library):

@@ -80,6 +80,16 @@ def test_frames_leave_the_cache_by_age_and_by_bytes():
     assert len(small.cache.frames) == 4 and small.cache.nbytes == 400
 
 
+def test_a_stream_that_starts_again_is_matched_from_its_first_frame():
+    frames, out = matcher(window_s=1.0)
+    for k in range(20):
+        frames.add_camera(stamped(100.0 + k * 0.1), stamped(100.0 + k * 0.1))
+    frames.add_camera(stamped(50.0), stamped(50.0))  # a bag replayed from its start: 52 s back
+    assert [f.stamp_ns for f in frames.cache.frames] == [50_000_000_000]
+    frames.add_detections(stamped(50.0))
+    assert out.matched == [(50.0, 50.0)] and not out.unmatched
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="sync_policy"):
         FrameMatcher(Recorder(), "latest", 5.0, 100, 0.02)

@@ -16,13 +16,10 @@ import pytest
 
 from helpers import MESHES, REPO_ROOT
 from ros_helpers import finish, spin_until, stamp_ns
+from ros_node_client import FRAME, K, STARTUP_TIMEOUT_S, Client
 
 pytestmark = pytest.mark.ros
 
-FRAME = "camera_color_optical_frame"
-K = np.array([[600.0, 0.0, 320.0], [0.0, 600.0, 240.0], [0.0, 0.0, 1.0]])
-STARTUP_TIMEOUT_S = 240.0  # first start renders templates and computes features
-FRAME_TIMEOUT_S = 60.0
 # short enough for a test to see it pass, long enough that a loaded CI machine's slow frames stay in it
 DIAGNOSTICS_WINDOW_S = 6.0
 
@@ -66,80 +63,6 @@ def node_process(tmp_path_factory):
         "the library's logging records did not reach the node's log"
 
 
-class Client:
-    """Publishes synchronised inputs and collects everything the node publishes."""
-
-    def __init__(self, node, executor):
-        from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import PoseArray, PoseStamped
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image
-        from std_msgs.msg import String
-        from tf2_msgs.msg import TFMessage
-        from vision_msgs.msg import Detection2DArray, Detection3DArray
-        from visualization_msgs.msg import MarkerArray
-
-        self.node, self.executor = node, executor
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.pubs = {name: node.create_publisher(t, name, reliable) for name, t in
-                     [("image", Image), ("camera_info", CameraInfo), ("detections", Detection2DArray),
-                      ("detection_masks", Image)]}
-        self.got: dict[str, list] = {}
-        outputs = {"/object_poses": PoseArray, "/pose_estimator/detections_3d": Detection3DArray, "/tf": TFMessage,
-                   "/pose_estimator/markers": MarkerArray, "/pose_estimator/overlay": Image,
-                   "/pose_estimator/object_poses/toy_block": PoseStamped, "/diagnostics": DiagnosticArray}
-        for topic, msg_type in outputs.items():
-            self.got[topic] = []
-            node.create_subscription(msg_type, topic, self.got[topic].append, QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.got["symmetries"] = []
-        node.create_subscription(String, "/pose_estimator/object_symmetries", self.got["symmetries"].append, latched)
-        self.next_stamp_s = 1000
-
-    def send(self, image, masks, classes, K_matrix=K, encoding="rgb8", info_size=None, scores=None, ids=None,
-             edit_detections=None, frame_id=FRAME, distortion=None, stamp_s=None, parts=("camera", "detector")):
-        """Publish one synchronised frame; returns its stamp in ns. ids: the Detection2D ids (default "0", "1", …);
-        edit_detections(Detection2DArray): changes the message before it is sent (malformed detections)."""
-        from std_msgs.msg import Header
-
-        from novel_pose_ros.geometry.crop import box_from_mask
-        from novel_pose_ros.ros import conversions as cv
-        from novel_pose_ros.types import Detection
-
-        if stamp_s is None:
-            self.next_stamp_s += 1
-            stamp_s = self.next_stamp_s + 0.25
-        header = Header(stamp=cv.seconds_to_stamp(stamp_s), frame_id=frame_id)
-        detections = [Detection(c, box_from_mask(m), (scores or [0.9] * len(classes))[i], m) for i, (c, m) in enumerate(zip(classes, masks))]
-        image_msg = cv.rgb_to_image_msg(image, header)
-        image_msg.encoding = encoding
-        info = cv.camera_info_msg(K_matrix, *(info_size or image.shape[:2]), header)
-        if distortion is not None:
-            info.distortion_model, info.d = distortion[0], list(distortion[1])
-        if "camera" in parts:
-            self.pubs["camera_info"].publish(info)
-        detections_msg = cv.detections_to_msg(detections, header)
-        for detection, ident in zip(detections_msg.detections, ids or []):
-            detection.id = ident
-        if edit_detections is not None:
-            edit_detections(detections_msg)
-        if "detector" in parts:
-            self.pubs["detections"].publish(detections_msg)
-            self.pubs["detection_masks"].publish(cv.masks_to_label_image_msg(masks, image.shape[:2], header))
-        if "camera" in parts:
-            self.pubs["image"].publish(image_msg)
-        return stamp_ns(image_msg)
-
-    def first(self, topic: str, predicate, timeout_s: float = FRAME_TIMEOUT_S):
-        """The first message on `topic` for which predicate(msg) holds, waiting for it (None on timeout)."""
-        found = lambda: next((m for m in self.got[topic] if predicate(m)), None)  # noqa: E731
-        spin_until(self.executor, lambda: found() is not None, timeout_s)
-        return found()
-
-    def output_for(self, stamp: int, topic: str = "/object_poses", timeout_s: float = FRAME_TIMEOUT_S):
-        return self.first(topic, lambda m: stamp_ns(m) == stamp, timeout_s)
-
-
 @pytest.fixture(scope="module")
 def client(node_process, module_listener):
     node, executor = module_listener
@@ -165,7 +88,8 @@ def test_poses_tf_and_detections_for_two_objects(client, scene):
     best = client.output_for(stamp, "/pose_estimator/object_poses/toy_block")
     assert best.header.frame_id == FRAME and best.pose.position.z == pytest.approx(poses.poses[0].position.z)
     markers = client.first("/pose_estimator/markers", lambda m: m.markers and stamp_ns(m.markers[-1]) == stamp)
-    assert any(m.mesh_resource.startswith("file://") for m in markers.markers)
+    # bundled meshes: package URLs that RViz on another machine resolves
+    assert "package://novel_pose_ros/meshes/toy_block.ply" in {m.mesh_resource for m in markers.markers}
     overlay = client.output_for(stamp, "/pose_estimator/overlay")
     assert overlay is not None and (overlay.height, overlay.width) == image.shape[:2]
 

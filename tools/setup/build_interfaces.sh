@@ -5,6 +5,8 @@
 #
 # Usage: tools/setup/build_interfaces.sh [VENV_DIR] [PACKAGE ...]
 #   VENV_DIR defaults to $VIRTUAL_ENV, else .venv; packages default to "tf2_msgs vision_msgs".
+#   A PACKAGE is a name under interfaces/ or the path of an interface package folder elsewhere
+#   (install_ros_tools.sh builds the vendored composition_interfaces so; it is read, never written).
 # Environment: FORCE=1 rebuilds even when the package already imports.
 #              JOBS=N parallel compile jobs (default: nproc).
 set -euo pipefail
@@ -70,11 +72,12 @@ print(f"[build_interfaces] include paths: python={py_inc} numpy={np_inc} ({chang
 PYEOF
 
 # 3. Configure, build, install each package into the venv.
-for pkg in "${PACKAGES[@]}"; do
-  src="$ROOT/interfaces/$pkg"
+for arg in "${PACKAGES[@]}"; do
+  if [[ "$arg" == */* ]]; then src="$(cd "$arg" && pwd)"; pkg="$(basename "$src")"; else src="$ROOT/interfaces/$arg"; pkg="$arg"; fi
   bld="$BUILD_ROOT/$pkg"
   [ -f "$src/CMakeLists.txt" ] || fail "no interface package at $src"
-  if [ "${FORCE:-0}" != 1 ] && "$PY" -c "import $pkg.msg" 2>/dev/null; then
+  mod=msg; [ -d "$src/msg" ] || mod=srv   # what to import to see it works (composition_interfaces has only srv/)
+  if [ "${FORCE:-0}" != 1 ] && "$PY" -c "import $pkg.$mod" 2>/dev/null; then
     say "$pkg: already importable from $VENV, skipping (FORCE=1 rebuilds)"
     continue
   fi
@@ -103,7 +106,7 @@ for pkg in "${PACKAGES[@]}"; do
   run cmake --build "$bld" --parallel "$JOBS"
   say "$pkg: installing into $VENV"
   run cmake --install "$bld"
-  "$PY" -c "import $pkg.msg" >>"$log" 2>&1 || { tail -n 30 "$log" >&2; fail "$pkg built but 'import $pkg.msg' fails"; }
+  "$PY" -c "import $pkg.$mod" >>"$log" 2>&1 || { tail -n 30 "$log" >&2; fail "$pkg built but 'import $pkg.$mod' fails"; }
   say "$pkg: done in $(( $(date +%s) - start )) s"
 done
-say "all interface packages importable: ${PACKAGES[*]}"
+say "all interface packages importable: ${PACKAGES[*]##*/}"
