@@ -17,7 +17,7 @@ class Client:
 
     GLOBAL_TOPICS = ("/tf", "/diagnostics")
 
-    def __init__(self, node, executor, namespace: str = ""):
+    def __init__(self, node, executor, namespace: str = "", depth: bool = False):
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseArray, PoseStamped
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -31,7 +31,7 @@ class Client:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.pubs = {name: node.create_publisher(t, f"{namespace}/{name}" if namespace else name, reliable) for name, t in
                      [("image", Image), ("camera_info", CameraInfo), ("detections", Detection2DArray),
-                      ("detection_masks", Image)]}
+                      ("detection_masks", Image)] + ([("depth", Image)] if depth else [])}
         self.got: dict[str, list] = {}
         outputs = {"/object_poses": PoseArray, "/pose_estimator/detections_3d": Detection3DArray, "/tf": TFMessage,
                    "/pose_estimator/markers": MarkerArray, "/pose_estimator/overlay": Image,
@@ -46,9 +46,11 @@ class Client:
         self.next_stamp_s = 1000
 
     def send(self, image, masks, classes, K_matrix=K, encoding="rgb8", info_size=None, scores=None, ids=None,
-             edit_detections=None, frame_id=FRAME, distortion=None, stamp_s=None, parts=("camera", "detector")):
+             edit_detections=None, frame_id=FRAME, distortion=None, stamp_s=None, parts=("camera", "detector"),
+             depth_m=None, depth_encoding="32FC1"):
         """Publish one synchronised frame; returns its stamp in ns. ids: the Detection2D ids (default "0", "1", …);
-        edit_detections(Detection2DArray): changes the message before it is sent (malformed detections)."""
+        edit_detections(Detection2DArray): changes the message before it is sent (malformed detections);
+        depth_m: the depth image (metres) of a client made with depth=True, sent as depth_encoding."""
         from std_msgs.msg import Header
 
         from novel_pose_ros.geometry.crop import box_from_mask
@@ -75,6 +77,8 @@ class Client:
         if "detector" in parts:
             self.pubs["detections"].publish(detections_msg)
             self.pubs["detection_masks"].publish(cv.masks_to_label_image_msg(masks, image.shape[:2], header))
+        if "camera" in parts and "depth" in self.pubs:
+            self.pubs["depth"].publish(cv.depth_to_image_msg(depth_m, header, depth_encoding))
         if "camera" in parts:
             self.pubs["image"].publish(image_msg)
         return stamp_ns(image_msg)

@@ -62,9 +62,13 @@ STAGE_SOURCES = {
     "confidence": "one shaded render of the final pose, its outline, edge and agreement checks, the confidence "
                   "model (key 'confidence')",
     "select": "pipeline coop+refine+select: window, render, selector graph per refined hypothesis (key 'select')",
+    "depth": "use_depth auto|on (the bench frames carry their rendered depth): the final pose's depth check, renders "
+             "in the query crop, ray correction and ICP; the cleaning of the depth image is in 'crop', the 3D–3D "
+             "fits in 'pnp' (key 'depth')",
     "total": "wall time of the whole Estimator.run call: the stages above + pose assembly",
 }
-STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "verify", "align", "confidence")  # picopose, defaults
+# picopose, defaults (RGB only: 'depth' joins them with --use-depth auto|on, the bench frames carrying their depth)
+STAGE_KEYS = ("crop", "backbone", "stage1", "stage2", "stage3", "pnp", "verify", "align", "confidence")
 REPORTED = STAGE_KEYS + ("total",)
 MAX_OBJECTS_PER_FRAME = 64
 # Frames a little less cropped than the synth default, and every instance visible enough to be a
@@ -246,7 +250,7 @@ def _time_load(estimator: Estimator, k: int, bench_frames: list[BenchFrame], set
         gpu.reset_peak_memory_stats()
     for bench in bench_frames[: settings.warmup]:
         estimator.run(bench.frame, bench.detections)
-    keys = estimator.stage_names
+    keys = estimator.stage_names + (("depth",) if estimator.config.use_depth != "off" else ())
     unknown = set(keys) - set(STAGE_SOURCES)
     if unknown:
         raise RuntimeError(f"the Estimator reports stage timings {sorted(unknown)} the benchmark does not describe: "

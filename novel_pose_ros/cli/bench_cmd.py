@@ -25,7 +25,7 @@ from novel_pose_ros.runtime import BACKENDS, PRECISIONS
 from novel_pose_ros.templates import TemplateSettings, ensure_templates
 
 ESTIMATOR_COLUMNS = ("crop", "backbone", "stage1", "stage2", "stage3", "encoder", "match", "pnp", "verify", "align",
-                     "refine", "select", "confidence", "total")
+                     "refine", "select", "depth", "confidence", "total")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -50,6 +50,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="largest network batch (TensorRT: the optimisation profile's maximum)")
     group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
     pipeline_arguments(group)
+    # RGB only unless asked (--use-depth auto): the bench frames carry their rendered depth, and the rates in
+    # docs/PERFORMANCE.md are RGB rates
+    group.set_defaults(use_depth="off")
     selection_arguments(group)
     group.add_argument("--templates", type=Path, default=None,
                        help="template cache to onboard from (default: a fresh folder, so onboarding is timed cold)")

@@ -16,7 +16,7 @@ from novel_pose_ros.bop.detections import group_by_image, read_detections_json
 from novel_pose_ros.bop.results import RESULT_SCORES, write_results_csv
 from novel_pose_ros.cli.table import format_table
 from novel_pose_ros.estimation import EstimatorConfig
-from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PICOPOSE_MODES, PIPELINES
+from novel_pose_ros.estimation.config import HYPOTHESIS_RULES, PICOPOSE_MODES, PIPELINES, USE_DEPTH
 from novel_pose_ros.estimation.official_picopose import OFFICIAL_RULES
 from novel_pose_ros.estimation.diagnosis import ORACLE_SWITCHES, Oracle
 from novel_pose_ros.geometry.camera import validate_K
@@ -55,6 +55,11 @@ def pipeline_arguments(parser) -> None:
                             help=f"Co-op {stage} checkpoint (default: the shipped one)")
     parser.add_argument("--refine-iterations", type=int, default=EstimatorConfig.refine_iterations,
                         help="render-and-compare rounds of the refiner")
+    parser.add_argument("--use-depth", default=EstimatorConfig.use_depth, choices=USE_DEPTH,
+                        help="read the frame's depth: auto (when the image has it), on (required), off (RGB only); "
+                             "docs/DEPTH.md")
+    parser.add_argument("--depth-icp-iterations", type=int, default=EstimatorConfig.depth_icp_iterations,
+                        help="point-to-plane ICP steps of the final depth check (0: ray correction only)")
 
 
 def selection_arguments(parser) -> None:
@@ -86,7 +91,8 @@ def selection_values(args: argparse.Namespace) -> dict:
 def pipeline_values(args: argparse.Namespace) -> dict:
     """The EstimatorConfig values of pipeline_arguments."""
     return {"pipeline": args.pipeline, "coarse_weights": args.coarse_weights, "refiner_weights": args.refiner_weights,
-            "selector_weights": args.selector_weights, "refine_iterations": args.refine_iterations}
+            "selector_weights": args.selector_weights, "refine_iterations": args.refine_iterations,
+            "use_depth": args.use_depth, "depth_icp_iterations": args.depth_icp_iterations}
 
 
 def estimator_config(args: argparse.Namespace, templates_dir: Path) -> EstimatorConfig:

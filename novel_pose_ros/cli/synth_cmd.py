@@ -11,6 +11,7 @@ from novel_pose_ros.objects.mesh_loading import SUPPORTED_SUFFIXES
 from novel_pose_ros.paths import default_objects_file
 from novel_pose_ros.render import create_renderer
 from novel_pose_ros.synth import SynthSettings, generate_dataset
+from novel_pose_ros.synth.depth_noise import DEPTH_NOISE_MODELS
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,6 +35,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="image size in pixels (default 640 480)")
     synth.add_argument("--depth-scale-mm", type=float, default=None,
                        help="mm per uint16 depth unit (default 0.1: up to 6.55 m)")
+    synth.add_argument("--depth-noise", default="none", choices=DEPTH_NOISE_MODELS,
+                       help="depth as a sensor measures it: none (exact) or kinect (noise growing with z², holes at "
+                            "grazing angles and edges, quantisation; seeded)")
     synth.add_argument("--renderer", default="auto", choices=["auto", "gl", "numpy"])
     synth.add_argument("--overwrite", action="store_true", help="replace a dataset already generated in --out")
     synth.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,6 +67,8 @@ def run_synth(args: argparse.Namespace) -> int:
         overrides["depth_scale_mm"] = args.depth_scale_mm
     if args.size:
         overrides["width"], overrides["height"] = args.size
+    if args.depth_noise != "none":
+        overrides["depth_noise"] = args.depth_noise
     settings = SynthSettings(**overrides)
     if args.meshes:
         library = library_from_mesh_folder(args.meshes, args.units)

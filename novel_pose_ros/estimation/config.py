@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from novel_pose_ros.networks.picopose.config import CONFIGS
@@ -19,6 +20,7 @@ HYPOTHESIS_RULES = ("inlier_ratio", "inliers", "silhouette")
 # correspondence rules (estimation/official_picopose.py); "ours": our departures (docs/OFFICIAL_PICOPOSE.md);
 # "auto": official for an official checkpoint (one without our metadata), else ours.
 PICOPOSE_MODES = ("auto", "ours", "official")
+USE_DEPTH = ("auto", "on", "off")  # read Frame.depth_m: when given, always, never
 PIPELINES = ("picopose", "picopose+refine", "coop", "coop+refine", "coop+refine+select")
 
 
@@ -71,6 +73,11 @@ class EstimatorConfig:
     silhouette_alignment: fit the chosen pose's depth and image position to the detection mask
     (estimation/silhouette_alignment.py; detections with a mask only): AR 0.247 -> 0.278 on lmo_real_val,
     0.256 -> 0.321 on ycbv_real, 0.351 -> 0.408 on held-out synthetic scenes (docs/ACCURACY.md).
+    use_depth: auto | on | off (USE_DEPTH): read Frame.depth_m (auto: when the frame has it; on: a frame without it
+    fails every detection with cause "depth_missing"; off: RGB only, as before depth existed). With depth, coarse
+    correspondences with valid depth are solved by a 3D–3D rigid fit where it has the support (PnP otherwise) and
+    the final pose is checked against the measured depth (docs/DEPTH.md); depth_fit_threshold_m: inlier distance of
+    that fit; depth_icp_iterations: point-to-plane ICP steps of the final check (0 = the ray correction only).
     """
 
     network: str = "small_cnn"
@@ -101,6 +108,9 @@ class EstimatorConfig:
     inplane_hypotheses: int = 1
     confidence_model: str | None = None
     silhouette_alignment: bool = True
+    use_depth: str = "auto"
+    depth_fit_threshold_m: float = 0.01
+    depth_icp_iterations: int = 3
 
     def __post_init__(self) -> None:
         problems = []
@@ -140,6 +150,12 @@ class EstimatorConfig:
             problems.append(f"min_inliers must be ≥ 4 (EPnP's minimum), got {self.min_inliers}")
         if self.template_level not in (0, 1, 2):
             problems.append(f"template_level must be 0, 1 or 2, got {self.template_level}")
+        if self.use_depth not in USE_DEPTH:
+            problems.append(f"use_depth must be one of {USE_DEPTH}, got '{self.use_depth}'")
+        if not (np.isfinite(self.depth_fit_threshold_m) and 0 < self.depth_fit_threshold_m <= 0.1):
+            problems.append(f"depth_fit_threshold_m must be in (0, 0.1] m, got {self.depth_fit_threshold_m}")
+        if not 0 <= self.depth_icp_iterations <= 20:
+            problems.append(f"depth_icp_iterations must be in [0, 20], got {self.depth_icp_iterations}")
         if problems:
             raise ValueError("EstimatorConfig: " + "; ".join(problems))
         for name in ("weights", "templates_dir", "coarse_weights", "refiner_weights", "selector_weights"):

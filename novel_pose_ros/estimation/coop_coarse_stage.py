@@ -29,9 +29,9 @@ from novel_pose_ros.estimation.correspondences import (
     Correspondences,
     affine_fallback_pose,
     crop_pixels_to_cells,
-    pose_from_correspondences,
 )
 from novel_pose_ros.estimation.crops import QueryCrop
+from novel_pose_ros.estimation.depth_correspondences import DepthImage, pose_from_rgbd_correspondences
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, lap
 from novel_pose_ros.estimation.template_bank import TemplateBank, patch_grid_mask
 from novel_pose_ros.geometry.crop import invert_affine, transform_pixels
@@ -102,8 +102,10 @@ class CoopCoarseStage:
         return CoarseTemplates(bank, tokens)
 
     def run(self, crops: list[QueryCrop], objects: dict[str, CoarseTemplates], K: np.ndarray,
-            timings: dict[str, float]) -> list[DetectionOutcome]:
-        """Outcomes for every crop (same order); wall time per stage is added to `timings`."""
+            timings: dict[str, float], depth: DepthImage | None = None) -> list[DetectionOutcome]:
+        """Outcomes for every crop (same order); wall time per stage is added to `timings`. depth: the frame's
+        cleaned depth: matches with valid depth are solved by a 3D–3D fit (Co-op's RGB-D Kabsch) where it has
+        the support."""
         if not crops:
             return []
         cfg = self.config
@@ -124,13 +126,13 @@ class CoopCoarseStage:
             top = np.argsort(-scores, kind="stable")[: cfg.hypotheses]
             scored.append([(int(v), float(scores[v]), patch_matches(logits[v], offsets[v], mask)) for v in top])
         tick = lap(timings, "match", tick)
-        outcomes = list(self._pool.map(lambda item: self._solve(*item, K), zip(crops, scored, [
+        outcomes = list(self._pool.map(lambda item: self._solve(*item, K, depth), zip(crops, scored, [
             objects[c.object_name].bank for c in crops])))
         lap(timings, "pnp", tick)
         return outcomes
 
     def _solve(self, crop: QueryCrop, top: list[tuple[int, float, PatchMatches]], bank: TemplateBank,
-               K: np.ndarray) -> DetectionOutcome:
+               K: np.ndarray, depth: DepthImage | None = None) -> DetectionOutcome:
         cfg = self.config
         to_image = invert_affine(crop.M_crop_img)
         zoom = float(np.sqrt(abs(np.linalg.det(to_image[:, :2]))))  # image px per crop px
@@ -139,11 +141,13 @@ class CoopCoarseStage:
             points, valid = template_points(found, bank, view)
             if valid.sum() < 4:
                 continue
-            result = pose_from_correspondences(
-                Correspondences(points[valid], transform_pixels(to_image, found.query_xy[valid])), K,
-                RANSAC_THRESHOLD_CROP_PX * zoom, cfg.pnp_iterations)
+            correspondences = Correspondences(points[valid], transform_pixels(to_image, found.query_xy[valid]))
+            # without depth this is exactly the EPnP + RANSAC of pose_from_correspondences
+            result = pose_from_rgbd_correspondences(correspondences, K, depth, RANSAC_THRESHOLD_CROP_PX * zoom,
+                                                    cfg.pnp_iterations, cfg.depth_fit_threshold_m, cfg.min_inliers)
             if result.success:
-                hypotheses.append(PoseHypothesis(result.T_cam_obj, score / NUM_PATCHES, f"coop:view{view}",
+                source = f"coop:view{view}" + ("+rigid" if result.method == "rigid" else "")
+                hypotheses.append(PoseHypothesis(result.T_cam_obj, score / NUM_PATCHES, source,
                                                  len(result.inliers), int(valid.sum()), score / NUM_PATCHES))
                 if best is None:  # templates come best-scored first
                     best = (result.T_cam_obj, result.inlier_ratio)

@@ -10,7 +10,8 @@ object, mask too small, box outside the image, an error inside the networks) yie
 
 Per frame: coarse stages (PicoPose or Co-op) -> verification of every hypothesis against its
 detection (silhouette choice) -> silhouette alignment of the chosen pose -> optional Co-op refiner
-and selector -> the pose confidence from one more render of the final pose (estimation/confidence.py).
+and selector -> with depth, the check of the final pose against the measured depth (estimation/depth_refinement.py)
+-> the pose confidence from one more render of the final pose (estimation/confidence.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from novel_pose_ros.estimation.confidence import ConfidenceModel, default_confid
 from novel_pose_ros.estimation.config import EstimatorConfig, Pipeline
 from novel_pose_ros.estimation.coop_coarse_stage import CoarseTemplates, CoopCoarseStage
 from novel_pose_ros.estimation.crops import DetectionRejected, QueryCrop, make_query_crop
+from novel_pose_ros.estimation.depth_correspondences import DepthImage, clean_depth, uses_depth
+from novel_pose_ros.estimation.depth_refinement import choose_by_depth
 from novel_pose_ros.estimation.diagnosis import Oracle, StageDiagnostics, at_true_depth
 from novel_pose_ros.estimation.official_picopose import OFFICIAL_RULES
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTemplates, PicoPoseStages
@@ -51,7 +54,7 @@ COOP_STAGES = ("crop", "encoder", "match", "pnp")
 @dataclass(frozen=True)
 class DetectionFailure:
     """Why detection `detection_index` got no pose. cause: a stable key for counting
-    (unknown_object, mask_too_small, mask_size_mismatch, box_outside_image, estimator_error)."""
+    (unknown_object, mask_too_small, mask_size_mismatch, box_outside_image, depth_missing, estimator_error)."""
 
     detection_index: int
     object_id: str
@@ -160,11 +163,16 @@ class Estimator:
         if oracle.any and truths is None:
             raise ValueError(f"oracle '{oracle.label}' needs the true poses (truths)")
         timings: dict[str, float] = dict.fromkeys(self.stage_names, 0.0)
+        if uses_depth(self.config.use_depth, frame.depth_m) and frame.depth_m is None:
+            return EstimationReport([], [DetectionFailure(i, d.object_id, "depth_missing",
+                                                          f"detection {i}: use_depth is 'on' but the frame has no depth")
+                                         for i, d in enumerate(detections)], StageTimings(timings))
         start = time.perf_counter()
         crops, failures = self._crops(frame, detections)
+        depth = clean_depth(frame.depth_m) if uses_depth(self.config.use_depth, frame.depth_m) else None
         timings["crop"] = time.perf_counter() - start
         crop_truths = [truths[c.detection_index] for c in crops] if truths is not None else None
-        outcomes = self._run_stages(crops, frame, timings, failures, crop_truths, oracle)
+        outcomes = self._run_stages(crops, frame, timings, failures, crop_truths, oracle, depth)
         crops_by_index = {c.detection_index: c for c in crops}
         outcomes = self._verify(frame, detections, crops_by_index, outcomes, timings)
         coarse_poses = {o.detection_index: o.T_cam_obj for o in outcomes}
@@ -174,6 +182,8 @@ class Estimator:
             outcomes = self._refine_and_select(frame, detections, outcomes, timings)
         elif self._refiner is not None and outcomes:
             outcomes = self._refine(frame, detections, outcomes, timings)
+        if depth is not None:
+            outcomes = self._check_depth(detections, crops_by_index, outcomes, frame.K, depth, timings)
         if oracle.depth:
             outcomes = [dataclasses.replace(o, T_cam_obj=at_true_depth(o.T_cam_obj, truths[o.detection_index]))
                         if truths[o.detection_index] is not None else o for o in outcomes]
@@ -215,15 +225,15 @@ class Estimator:
 
     def _run_stages(self, crops: list[QueryCrop], frame: Frame, timings: dict[str, float],
                     failures: list[DetectionFailure], truths: list | None = None,
-                    oracle: Oracle = Oracle()) -> list[DetectionOutcome]:
+                    oracle: Oracle = Oracle(), depth: DepthImage | None = None) -> list[DetectionOutcome]:
         """All crops in one batch; if that fails, one crop at a time so only the failing ones are lost."""
         try:
             if truths is not None:
                 if not isinstance(self._stages, PicoPoseStages):
                     raise ValueError(f"diagnosis against the truth needs the PicoPose coarse stage, not "
                                      f"'{self.pipeline.coarse}'")
-                return self._stages.run(crops, self._templates, frame.K, timings, truths, oracle)
-            return self._stages.run(crops, self._templates, frame.K, timings)
+                return self._stages.run(crops, self._templates, frame.K, timings, truths, oracle, depth=depth)
+            return self._stages.run(crops, self._templates, frame.K, timings, depth=depth)
         except Exception as exc:  # e.g. out of memory in a large batch, or a numerical failure in one crop
             if len(crops) <= 1:
                 failures += [DetectionFailure(c.detection_index, c.object_name, "estimator_error",
@@ -234,7 +244,7 @@ class Estimator:
         outcomes = []
         for index, crop in enumerate(crops):
             outcomes += self._run_stages([crop], frame, timings, failures,
-                                         None if truths is None else [truths[index]], oracle)
+                                         None if truths is None else [truths[index]], oracle, depth)
         return outcomes
 
     def _verify(self, frame: Frame, detections: list[Detection], crops: dict[int, QueryCrop],
@@ -274,6 +284,34 @@ class Estimator:
                           else PoseHypothesis(T, iou, source))
             result.append(dataclasses.replace(outcome, T_cam_obj=T, hypotheses=outcome.hypotheses + (hypothesis,)))
         timings["align"] = timings.get("align", 0.0) + time.perf_counter() - start
+        return result
+
+    def _check_depth(self, detections: list[Detection], crops: dict[int, QueryCrop], outcomes: list[DetectionOutcome],
+                     K: np.ndarray, depth: DepthImage, timings: dict[str, float]) -> list[DetectionOutcome]:
+        """The final pose and each verified hypothesis checked against the measured depth, the one it explains best
+        kept (depth_refinement.choose_by_depth); a pose the check moves or picks is appended to the hypotheses as
+        '<source>+depth' (score: the share of the mask's measured pixels that agree with it)."""
+        start = time.perf_counter()
+        result = []
+        for outcome in outcomes:
+            detection = detections[outcome.detection_index]
+            candidates = [outcome.T_cam_obj] + [h.T_cam_obj for h in outcome.hypotheses[:len(outcome.agreements)]
+                                                if not np.array_equal(h.T_cam_obj, outcome.T_cam_obj)]
+            picked, check = choose_by_depth(self.renderer, self.objects.get(detection.object_id), candidates, K,
+                                            crops[outcome.detection_index], depth, self.config.depth_icp_iterations)
+            if picked == 0 and not check.improved:
+                LOGGER.debug("detection %d: depth check kept the pose (%s)", outcome.detection_index,
+                             check.failure or f"agreement {check.agreement_before:.2f}")
+                result.append(outcome)
+                continue
+            index = _same_pose(candidates[picked], outcome.hypotheses)
+            chosen = None if index is None else outcome.hypotheses[index]
+            source = f"{chosen.source if chosen is not None else outcome.source}+depth"
+            hypothesis = (dataclasses.replace(chosen, T_cam_obj=check.T_cam_obj, score=check.agreement, source=source)
+                          if chosen is not None else PoseHypothesis(check.T_cam_obj, check.agreement, source))
+            result.append(dataclasses.replace(outcome, T_cam_obj=check.T_cam_obj,
+                                              hypotheses=outcome.hypotheses + (hypothesis,)))
+        timings["depth"] = timings.get("depth", 0.0) + time.perf_counter() - start
         return result
 
     def _evidence(self, frame: Frame, detections: list[Detection], crops: dict[int, QueryCrop],

@@ -28,11 +28,11 @@ from novel_pose_ros.estimation.correspondences import (
     affine_fallback_pose,
     affine_to_pixel_centres,
     dense_correspondences,
-    pose_from_correspondences,
     targets_from_flow,
 )
 from novel_pose_ros.estimation.correspondences import Correspondences
 from novel_pose_ros.estimation.crops import QueryCrop
+from novel_pose_ros.estimation.depth_correspondences import DepthImage, pose_from_rgbd_correspondences
 from novel_pose_ros.estimation.diagnosis import (
     Oracle,
     StageDiagnostics,
@@ -149,9 +149,10 @@ class PicoPoseStages:
 
     def run(
         self, crops: list[QueryCrop], objects: dict[str, ObjectTemplates], K: np.ndarray, timings: dict[str, float],
-        truths: list[np.ndarray | None] | None = None, oracle: Oracle = Oracle(),
+        truths: list[np.ndarray | None] | None = None, oracle: Oracle = Oracle(), depth: DepthImage | None = None,
     ) -> list[DetectionOutcome]:
-        """Outcomes for every crop (same order); per-stage wall time is added to `timings`.
+        """Outcomes for every crop (same order); per-stage wall time is added to `timings`. depth: the frame's
+        cleaned depth, to solve correspondences with valid depth by a 3D–3D fit (depth_correspondences.py).
 
         truths: for diagnosis only (estimation/diagnosis.py), the true T_cam_obj of each crop (or None):
         the outcomes then carry the GT-nearest template's stage-1 rank, and `oracle` may replace stage
@@ -237,7 +238,9 @@ class PicoPoseStages:
             else:
                 corr = dense_correspondences(targets, certainties[i], bank, view, crops[slots[i]].M_crop_img,
                                              cfg.certainty_threshold)
-            return pose_from_correspondences(corr, K, cfg.pnp_reprojection_px, cfg.pnp_iterations), len(corr.pixels)
+            # without depth this is exactly the EPnP + RANSAC of pose_from_correspondences
+            return pose_from_rgbd_correspondences(corr, K, depth, cfg.pnp_reprojection_px, cfg.pnp_iterations,
+                                                  cfg.depth_fit_threshold_m, cfg.min_inliers), len(corr.pixels)
 
         # OpenCV releases the GIL, so the hypotheses' RANSAC runs use every core
         results = list(self._pool.map(solve, range(len(pairs))))
@@ -254,7 +257,7 @@ class PicoPoseStages:
         for position, i in enumerate(indices):
             view, (result, count) = pairs[i][1], results[i]
             turn = position % turns
-            source = f"pnp:view{view}" + (f"+turn{360 * turn // turns}" if turn else "")
+            source = f"{result.method}:view{view}" + (f"+turn{360 * turn // turns}" if turn else "")
             if result.success and len(result.inliers) >= self.config.min_inliers:
                 hypotheses.append(PoseHypothesis(result.T_cam_obj, result.inlier_ratio, source, len(result.inliers), count,
                                                  pairs[i][2]))

@@ -20,12 +20,15 @@ class PnPResult:
     inliers: indices (M,) into the input correspondences.
     inlier_ratio: M / N (0 on failure).
     reason: why it failed ("" on success).
+    method: what solved it: "pnp" (EPnP + RANSAC) or "rigid" (a 3D–3D fit on measured depth,
+    estimation/depth_correspondences.py).
     """
 
     T_cam_obj: np.ndarray | None
     inliers: np.ndarray
     inlier_ratio: float
     reason: str = ""
+    method: str = "pnp"
 
     @property
     def success(self) -> bool:

@@ -38,7 +38,7 @@ from novel_pose_ros.objects.library import ObjectLibrary
 from novel_pose_ros.types import Detection, PoseEstimate
 
 CAUSES = ("encoding", "size_mismatch", "uncalibrated", "non_finite_K", "bad_detection", "bad_mask", "no_frame_id",
-          "distortion")
+          "distortion", "depth")
 # encoding -> (channels, numpy dtype of one channel, little-endian)
 COLOR_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 DEPTH_ENCODINGS = {"16UC1": "<u2", "32FC1": "<f4"}
@@ -103,6 +103,20 @@ def image_to_depth_m(msg: Image) -> np.ndarray:
     raw = _pixels(msg, dtype, 1)[:, :, 0]
     depth = raw.astype(np.float32) / np.float32(MM_PER_M) if msg.encoding == "16UC1" else raw.astype(np.float32)
     depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    return depth
+
+
+def registered_depth_m(msg: Image, height: int, width: int) -> np.ndarray:
+    """image_to_depth_m of a depth image registered to the colour image (same size); ConversionError with cause
+    "depth" otherwise, naming both sizes (the node then estimates the frame from RGB alone)."""
+    try:
+        depth = image_to_depth_m(msg)
+    except ConversionError as exc:
+        raise ConversionError("depth", str(exc)) from None
+    if depth.shape != (height, width):
+        raise ConversionError("depth", f"depth is {depth.shape[1]}x{depth.shape[0]} but the colour image is {width}x{height}: "
+                                       "depth must be registered to the colour image (a RealSense's "
+                                       "aligned_depth_to_color topic)")
     return depth
 
 

@@ -61,7 +61,8 @@ SPECS = (
     ParamSpec("max_batch", 32, "largest network batch", bounds=(1, 1024)),
     ParamSpec("min_mask_pixels", 64, "smaller detection masks are rejected", bounds=(1, 1_000_000)),
     ParamSpec("use_masks", False, "subscribe to detection_masks (label image, value = detection index + 1)"),
-    ParamSpec("use_depth", False, "subscribe to depth (16UC1 mm or 32FC1 m)"),
+    ParamSpec("use_depth", False, "subscribe to depth (16UC1 mm or 32FC1 m, registered to the colour image) and "
+              "estimate with it (docs/DEPTH.md)"),
     ParamSpec("use_projection_matrix", False, "take K from CameraInfo.p (rectified topics) instead of k"),
     ParamSpec("sync_slop_s", 0.02, "largest stamp difference between synchronised inputs", bounds=(0.0, 1.0)),
     ParamSpec("queue_size", 10, "per-topic queue of the synchroniser", bounds=(1, 100)),

@@ -184,9 +184,12 @@ class PoseEstimatorNode(LifecycleNode):
         rgb = conversions.image_to_rgb(image_msg)
         K = conversions.camera_info_to_K(info_msg, settings.use_projection_matrix)
         conversions.check_image_size(info_msg, rgb.shape[0], rgb.shape[1])
-        depth = conversions.image_to_depth_m(depth_msg) if depth_msg is not None else None
-        if depth is not None and depth.shape != rgb.shape[:2]:
-            raise conversions.ConversionError("size_mismatch", f"depth is {depth.shape[::-1]} but the image is {rgb.shape[1::-1]}")
+        depth = None
+        if depth_msg is not None:
+            try:
+                depth = conversions.registered_depth_m(depth_msg, *rgb.shape[:2])
+            except conversions.ConversionError as exc:  # the frame still has its RGB: estimate from that
+                self.causes.report(exc.cause, f"depth not used, this frame is estimated from RGB alone: {exc}")
         masks = conversions.label_image_to_masks(masks_msg, len(detections_msg.detections)) if masks_msg is not None else None
         detections = conversions.read_detections(detections_msg, masks)
         undistort = None if settings.use_projection_matrix else self._undistorter(info_msg, K, rgb.shape)
@@ -259,6 +262,7 @@ class PoseEstimatorNode(LifecycleNode):
         # latency on the node's clock (sim time when use_sim_time), as the image stamps are
         self.events.add("latency_ms", (self.get_clock().now().nanoseconds - conversions.stamp_to_nanoseconds(
             messages[0].header.stamp)) * 1e-6)
+        self.means.add("depth_used_share", float(frame.depth_m is not None and self._estimator.config.use_depth != "off"))
         held_back_ids = {p.detection_index for p in held_back}
         for p in poses:  # per pose, so the diagnostics' means are over the poses of the period
             if p.confidence is not None:

@@ -25,6 +25,7 @@ from novel_pose_ros.geometry.crop import box_from_mask
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.render import Renderer, create_renderer
 from novel_pose_ros.synth.backgrounds import procedural_texture, random_background, support_plane
+from novel_pose_ros.synth.depth_noise import apply_depth_noise
 from novel_pose_ros.synth.lighting import degrade_rgb, random_lighting
 from novel_pose_ros.synth.rendering import gt_info_entry, render_scene_image
 from novel_pose_ros.synth.scene_sampling import StablePoses, sample_camera, sample_intrinsics, sample_layout
@@ -104,7 +105,8 @@ def generate_dataset(library: ObjectLibrary, out_dir: str | Path, scenes: int, i
                 image = render_scene_image(renderer, posed, (plane, T_cam_world), K, settings.width, settings.height,
                                            random_lighting(rng), random_background(rng, settings.width, settings.height))
                 rgb = degrade_rgb(image.rgb, rng, settings)
-                depth_units = depth_to_uint16(image.depth_m, settings.depth_scale_mm)
+                depth_m = apply_depth_noise(settings.depth_noise, image.depth_m, K, seed, scene_id, im_id)
+                depth_units = depth_to_uint16(depth_m, settings.depth_scale_mm)
                 infos = [gt_info_entry(m, mv, box, depth_units > 0)
                          for m, mv, box in zip(image.masks, image.masks_visib, image.bbox_obj)]
                 writer.add_image(im_id, K, rgb, depth_units, [(o.id, T) for o, T in posed],

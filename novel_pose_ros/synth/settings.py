@@ -41,6 +41,8 @@ class SynthSettings:
     rgb_noise_std: (min, max) std of additive Gaussian noise in grey levels; rgb_blur_sigma_px:
         (min, max) Gaussian blur sigma (none below 0.2 px). Only RGB is degraded: depth and
         masks stay exact.
+    depth_noise: "none" (exact rendered depth) or "kinect" (synth/depth_noise.py: axial noise growing with z²,
+        ragged edges, holes at grazing angles and depth edges, disparity quantisation; RGB and masks unchanged).
     split: the dataset split folder written (BopDataset reads "test" by default).
     min_visib_fract_target: instances at least this visible become BOP targets.
     """
@@ -61,6 +63,7 @@ class SynthSettings:
     depth_scale_mm: float = 0.1
     rgb_noise_std: tuple[float, float] = (0.0, 4.0)
     rgb_blur_sigma_px: tuple[float, float] = (0.0, 0.8)
+    depth_noise: str = "none"
     split: str = "test"
     min_visib_fract_target: float = 0.1
 
@@ -90,6 +93,10 @@ class SynthSettings:
             raise ValueError(f"SynthSettings.roll_rad must be in [0, π], got {self.roll_rad}")
         if not (np.isfinite(self.depth_scale_mm) and self.depth_scale_mm > 0):
             raise ValueError(f"SynthSettings.depth_scale_mm must be positive, got {self.depth_scale_mm}")
+        from novel_pose_ros.synth.depth_noise import DEPTH_NOISE_MODELS
+
+        if self.depth_noise not in DEPTH_NOISE_MODELS:
+            raise ValueError(f"SynthSettings.depth_noise must be one of {DEPTH_NOISE_MODELS}, got '{self.depth_noise}'")
         if not self.split or "/" in self.split:
             raise ValueError(f"SynthSettings.split must be a folder name, got '{self.split}'")
         if not 0 <= self.min_visib_fract_target <= 1:
