@@ -53,7 +53,9 @@ def load_estimator_config(path: Path | None):
     node_params = _ros_parameters(values)
     if node_params is None:
         return EstimatorConfig.from_dict(values)
-    known = {f.name for f in fields(EstimatorConfig)}
+    # the node's use_depth (bool: subscribe to a depth topic) is not the estimator's (auto|on|off), and an
+    # engine does not depend on it
+    known = {f.name for f in fields(EstimatorConfig)} - {"use_depth"}
     chosen = {k: v for k, v in node_params.items() if k in known and v != ""}
     return EstimatorConfig.from_dict(chosen)
 
