@@ -19,11 +19,20 @@ def shared_data(relative: str) -> Path:
     return path
 
 
+TOY_BLOCK = (2, "toy_block", "toy_block.ply")  # (id, name, bundled mesh file) of an objects file entry
+
+
+def bundled_objects_yaml(folder: Path, entries=(TOY_BLOCK,)) -> Path:
+    """folder/objects.yaml naming bundled meshes (in metres): entries of (id, name, file in meshes/)."""
+    path = Path(folder) / "objects.yaml"
+    path.write_text("objects:\n" + "".join(f"  - {{id: {i}, name: {name}, mesh: {MESHES / mesh}, units: m}}\n"
+                                            for i, name, mesh in entries))
+    return path
+
+
 def toy_block_objects_yaml(folder: Path) -> Path:
     """An objects YAML in `folder` with the bundled toy block alone (id 2): quick to onboard."""
-    path = Path(folder) / "objects.yaml"
-    path.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES / 'toy_block.ply'}, units: m}}\n")
-    return path
+    return bundled_objects_yaml(folder)
 
 
 def picopose_graph_inputs(batch: int, seed: int = 3) -> dict:

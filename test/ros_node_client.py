@@ -1,14 +1,37 @@
-"""A test-side client of the pose_estimator node: publishes synchronised inputs, collects every output."""
+"""The pose_estimator node as its own process, and a test-side client of it: publishes synchronised inputs,
+collects every output."""
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from ros_helpers import spin_until, stamp_ns
+from helpers import REPO_ROOT, TOY_BLOCK, bundled_objects_yaml
+from ros_helpers import finish, spin_until, stamp_ns
 
 FRAME = "camera_color_optical_frame"
 K = np.array([[600.0, 0.0, 320.0], [0.0, 600.0, 240.0], [0.0, 0.0, 1.0]])
 STARTUP_TIMEOUT_S = 240.0  # first start renders templates and computes features
 FRAME_TIMEOUT_S = 60.0
+
+
+def start_pose_estimator(folder: Path, parameters: dict[str, object], objects=(TOY_BLOCK,),
+                         templates_dir: Path | None = None, namespace: str = "",
+                         env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The node with config/pose_estimator.yaml, an objects file of bundled meshes (in metres) written to
+    `folder`, templates in `templates_dir` (default folder/templates) and `parameters` over the file's."""
+    objects_file = bundled_objects_yaml(folder, objects)
+    command = [sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
+               *(["-r", f"__ns:={namespace}"] if namespace else []),
+               "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
+               "-p", f"objects_file:={objects_file}", "-p", f"templates_dir:={templates_dir or folder / 'templates'}"]
+    for name, value in parameters.items():
+        command += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
 
 
 class Client:
@@ -82,6 +105,14 @@ class Client:
         if "camera" in parts:
             self.pubs["image"].publish(image_msg)
         return stamp_ns(image_msg)
+
+    def wait_for_node(self, proc: subprocess.Popen) -> "Client":
+        """Wait until the node process subscribes to every input of this client (it has started); fail with
+        the end of its log when it exits or does not."""
+        ready = spin_until(self.executor, lambda: proc.poll() is not None or all(
+            p.get_subscription_count() >= 1 for p in self.pubs.values()), STARTUP_TIMEOUT_S)
+        assert ready and proc.poll() is None, f"pose_estimator did not start: {finish(proc)[1][-3000:]}"
+        return self
 
     def first(self, topic: str, predicate, timeout_s: float = FRAME_TIMEOUT_S):
         """The first message on `topic` for which predicate(msg) holds, waiting for it (None on timeout)."""

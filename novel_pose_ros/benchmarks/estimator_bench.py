@@ -286,14 +286,15 @@ def _reset_peak_rss() -> str:
     gets its own peak: 'load'. Elsewhere ru_maxrss can only give the process's peak so far: 'process'."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
-        return "load" if _proc_status_kib("VmHWM") is not None else "process"
+        return "load" if proc_status_kib("VmHWM") is not None else "process"
     except OSError:
         return "process"
 
 
-def _proc_status_kib(field: str) -> int | None:
+def proc_status_kib(field: str, pid: int | str = "self") -> int | None:
+    """A field of /proc/<pid>/status in KiB (VmRSS, VmHWM), None where absent (no /proc, process gone)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except (OSError, ValueError, IndexError):
@@ -303,8 +304,8 @@ def _proc_status_kib(field: str) -> int | None:
 
 def _rss_mib(scope: str) -> tuple[float, float | None]:
     """(peak, current) RSS in MiB; current is None where /proc is absent."""
-    current = _proc_status_kib("VmRSS")
-    peak_kib = _proc_status_kib("VmHWM") if scope == "load" else None
+    current = proc_status_kib("VmRSS")
+    peak_kib = proc_status_kib("VmHWM") if scope == "load" else None
     if peak_kib is None:
         max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
         peak_kib = max_rss / 1024 if sys.platform == "darwin" else max_rss

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from novel_pose_ros.benchmarks.estimator_bench import proc_status_kib
 from novel_pose_ros.paths import default_objects_file, share_dir
 
 STARTUP_TIMEOUT_S = 300.0
@@ -64,17 +65,6 @@ class SoakResult:
     def to_json(self) -> dict[str, object]:
         return {"benchmark": "node_soak", "summary": self.summary(), **{k: v for k, v in asdict(self).items()
                                                                           if k in ("rss_mib", "warmup_s")}}
-
-
-def rss_mib(pid: int) -> float | None:
-    """Resident memory of a process (Linux /proc), MiB; None when it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
 
 
 def soak_scene(objects_per_frame: int, width: int = 640, height: int = 480):
@@ -156,10 +146,10 @@ def run_soak(duration_s: float, rate_hz: float, objects_per_frame: int, warmup_s
         next_rss = started
         while (now := time.monotonic()) - started < duration_s:
             if now >= next_rss:
-                mib = rss_mib(proc.pid)
-                if mib is None:
+                kib = proc_status_kib("VmRSS", proc.pid)
+                if kib is None:
                     raise RuntimeError(f"the pose_estimator exited during the soak (log: {log_path})")
-                result.rss_mib.append((now - started, mib))
+                result.rss_mib.append((now - started, kib / 1024.0))
                 next_rss += rss_period_s
             executor.spin_once(timeout_sec=0.005)
         result.duration_s = time.monotonic() - started

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from novel_pose_ros.estimation.crops import QueryCrop
 from novel_pose_ros.estimation.depth_correspondences import DepthImage
 from novel_pose_ros.estimation.verification import crop_camera, render_in_crop
-from novel_pose_ros.geometry.camera import backproject_pixels, project_points
+from novel_pose_ros.geometry.camera import backproject_pixels, point_map, project_points, surface_normals
 from novel_pose_ros.geometry.crop import warp_crop
 from novel_pose_ros.geometry.se3 import make_T
 from novel_pose_ros.render import Renderer
@@ -154,15 +153,8 @@ def check_pose_with_depth(renderer: Renderer, obj: ObjectModel, T_cam_obj: np.nd
 
 def _normals(points: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit normals (H, W, 3) of a point map (H, W, 3) facing the camera, and where they are defined (neighbours valid)."""
-    dx = np.zeros_like(points)
-    dy = np.zeros_like(points)
-    dx[:, 1:-1] = points[:, 2:] - points[:, :-2]
-    dy[1:-1] = points[2:] - points[:-2]
-    n = np.cross(dx, dy)
-    length = np.linalg.norm(n, axis=2)
-    inner = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    ok = inner & (length > 0)
-    n[ok] /= length[ok][:, None]
+    n, ok = surface_normals(points, valid)
+    n[ok] /= np.linalg.norm(n[ok], axis=1)[:, None]
     flip = (n * points).sum(axis=2) > 0
     n[flip] *= -1.0
     return n, ok
@@ -173,12 +165,10 @@ def _icp(T: np.ndarray, comparison: _Comparison, measured: np.ndarray, K_crop: n
     """Point-to-plane ICP of the rendered surface onto the measured one (projective association in the crop);
     (the pose, steps applied). Stops early when too few pairs remain."""
     size = measured.shape[0]
-    ys, xs = np.mgrid[0:size, 0:size]
-    pixels = np.stack([xs, ys], axis=-1).reshape(-1, 2).astype(np.float64)
-    point_map = backproject_pixels(K_crop, pixels, comparison.rendered.reshape(-1)).reshape(size, size, 3)
-    normals, ok = _normals(point_map, comparison.rendered > 0)
+    points = point_map(K_crop, comparison.rendered)
+    normals, ok = _normals(points, comparison.rendered > 0)
     source = ok & comparison.region
-    P, n = point_map[source], normals[source]
+    P, n = points[source], normals[source]
     facing = -(n * P).sum(axis=1) / np.linalg.norm(P, axis=1) >= MIN_NORMAL_COS
     P, n = P[facing], n[facing]
     delta = np.eye(4)

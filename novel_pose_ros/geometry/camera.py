@@ -1,6 +1,7 @@
 """Pinhole camera helpers in the OpenCV convention (pixel centres at integer coordinates)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from novel_pose_ros.geometry.se3 import check_shape
@@ -37,6 +38,26 @@ def backproject_pixels(K: np.ndarray, uv: np.ndarray, depth_m: np.ndarray) -> np
     x = (uv[:, 0] - K[0, 2] - K[0, 1] * (uv[:, 1] - K[1, 2]) / K[1, 1]) / K[0, 0]
     y = (uv[:, 1] - K[1, 2]) / K[1, 1]
     return np.stack([x * z, y * z, z], axis=1)
+
+
+def point_map(K: np.ndarray, depth_m: np.ndarray) -> np.ndarray:
+    """(H, W, 3) camera-frame point of every pixel of a depth image (H, W) in metres (0 depth: the camera centre)."""
+    h, w = depth_m.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    pixels = np.stack([xs, ys], axis=-1).reshape(-1, 2).astype(np.float64)
+    return backproject_pixels(K, pixels, depth_m.reshape(-1)).reshape(h, w, 3)
+
+
+def surface_normals(points: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normals (H, W, 3), not normalised, of a point map (H, W, 3) from central differences, and where they are
+    defined (H, W): the pixel's 3×3 neighbourhood `valid` and a non-zero cross product."""
+    dx = np.zeros_like(points)
+    dy = np.zeros_like(points)
+    dx[:, 1:-1] = points[:, 2:] - points[:, :-2]
+    dy[1:-1] = points[2:] - points[:-2]
+    normals = np.cross(dx, dy)
+    defined = (cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & (np.linalg.norm(normals, axis=2) > 0)
+    return normals, defined
 
 
 def ray_rotation(t: np.ndarray) -> np.ndarray:

@@ -102,19 +102,17 @@ class TransformHistory:
         the camera); raises TransformUnavailable with the last reason when the time runs out."""
         target, source = target.lstrip("/"), source.lstrip("/")
         with self._changed:
-            error = None
+            outcome: list[np.ndarray | TransformUnavailable] = []  # the last attempt's transform or reason
 
             def available() -> bool:
-                nonlocal error
                 try:
-                    self._lookup(target, source, int(stamp_ns))
-                    return True
+                    outcome[:] = [self._lookup(target, source, int(stamp_ns))]
                 except TransformUnavailable as exc:
-                    error = exc
-                    return False
+                    outcome[:] = [exc]
+                return not isinstance(outcome[0], TransformUnavailable)
             if not self._changed.wait_for(available, timeout=max(timeout_s, 0.0)):
-                raise error
-            return self._lookup(target, source, int(stamp_ns))
+                raise outcome[0]
+            return outcome[0]
 
     def _lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
         if target == source:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from novel_pose_ros.geometry.camera import backproject_pixels
+from novel_pose_ros.geometry.camera import point_map, surface_normals
 
 DEPTH_NOISE_MODELS = ("none", "kinect")
 KINECT_FOCAL_PX = 580.0
@@ -55,16 +55,8 @@ def quantise_disparity(z_m: np.ndarray) -> np.ndarray:
 def incidence_angle_rad(depth_m: np.ndarray, K: np.ndarray) -> np.ndarray:
     """(H, W) angle between each pixel's surface normal (from the depth's point map) and its viewing ray;
     π/2 where the normal is undefined (background, or a neighbour missing)."""
-    h, w = depth_m.shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    points = backproject_pixels(K, np.stack([xs, ys], axis=-1).reshape(-1, 2).astype(np.float64),
-                                depth_m.reshape(-1)).reshape(h, w, 3)
-    dx = np.zeros_like(points)
-    dy = np.zeros_like(points)
-    dx[:, 1:-1] = points[:, 2:] - points[:, :-2]
-    dy[1:-1] = points[2:] - points[:-2]
-    normals = np.cross(dx, dy)
-    defined = (cv2.erode((depth_m > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    points = point_map(K, depth_m)
+    normals, defined = surface_normals(points, depth_m > 0)
     norm = np.linalg.norm(normals, axis=2) * np.linalg.norm(points, axis=2)
     defined &= norm > 0
     cos = np.abs((normals * points).sum(axis=2)) / np.where(defined, norm, 1.0)

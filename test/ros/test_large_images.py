@@ -2,16 +2,14 @@
 node whose Fast DDS profile cannot carry them (issue 21 item 4). The profile parsing on its own first."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from helpers import MESHES, REPO_ROOT
 from ros_helpers import finish, spin_until
-from ros_node_client import STARTUP_TIMEOUT_S, Client
+from ros_node_client import Client, start_pose_estimator
 from novel_pose_ros.ros.transport_limits import (FASTDDS_BUILTIN_SHM_SEGMENT_BYTES, ShmLimit, fastdds_shm_limit,
                                                  frame_transport_warning)
 
@@ -61,16 +59,9 @@ def big_scene(gl_renderer):
 
 
 def start_node(folder, reliability: str, environ: dict[str, str]) -> subprocess.Popen:
-    objects = folder / "objects.yaml"
-    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES}/toy_block.ply, units: m}}\n")
-    command = [sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
-               "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
-               "-p", f"objects_file:={objects}", "-p", f"templates_dir:={folder.parent / 'templates'}",
-               "-p", f"input_reliability:={reliability}", "-p", "network:=small", "-p", "publish_overlay:=false",
-               "-p", "use_masks:=true",
-               "-p", "diagnostics_period_s:=0.5"]
-    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **environ})
+    return start_pose_estimator(folder, {"input_reliability": reliability, "network": "small", "publish_overlay": False,
+                                         "use_masks": True, "diagnostics_period_s": 0.5},
+                                templates_dir=folder.parent / "templates", env=environ)
 
 
 def answered_frames(client, scene, reliable: bool, tries: int = 3) -> int:
@@ -98,9 +89,7 @@ def test_a_12_megapixel_frame_is_answered(big_scene, reliability, tmp_path_facto
     try:
         node, executor = module_listener
         client = Client(node, executor)
-        ready = spin_until(executor, lambda: proc.poll() is not None or all(
-            p.get_subscription_count() >= 1 for p in client.pubs.values()), STARTUP_TIMEOUT_S)
-        assert ready and proc.poll() is None, f"pose_estimator did not start: {finish(proc)[1][-3000:]}"
+        client.wait_for_node(proc)
         answered = answered_frames(client, big_scene, reliability == "reliable")
         print(f"12 MP frames answered with {reliability} input: {answered} of 3")
         assert answered >= 2
@@ -122,9 +111,7 @@ def test_a_profile_too_small_for_the_camera_is_warned_about_and_counted(tmp_path
     node, executor = module_listener
     client = Client(node, executor)
     try:
-        ready = spin_until(executor, lambda: proc.poll() is not None or all(
-            p.get_subscription_count() >= 1 for p in client.pubs.values()), STARTUP_TIMEOUT_S)
-        assert ready and proc.poll() is None, f"pose_estimator did not start: {finish(proc)[1][-3000:]}"
+        client.wait_for_node(proc)
         K = np.array([[3750.0, 0.0, 2000.0], [0.0, 3750.0, 1500.0], [0.0, 0.0, 1.0]])
         for k in range(5):  # the camera_info of a 12 MP camera whose images do not come through
             client.pubs["camera_info"].publish(cv.camera_info_msg(K, HEIGHT, WIDTH, Header(

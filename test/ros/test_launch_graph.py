@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import MESHES
+from helpers import bundled_objects_yaml
 from ros_helpers import spin_until, stamp_ns
 from ros_tools import (NO_DAEMON, PACKAGE, daemons_of_domain, executable, missing_ros_tools, ros2, sourced_env,
                        start_launch, stop_launch)
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.skipif(MISSING is not None, reason=MI
 
 # (name, BOP id, bundled mesh); scene seed 2 shows both objects in both views, 17-23 cm away, where the shipped
 # small_cnn weights with masks are within 6 mm (seed 1's second view: 54 and 71 mm, a harder view, not a fault)
-OBJECTS = [("toy_block", 2, "toy_block.ply"), ("cereal_box", 3, "cereal_box.obj")]
+OBJECTS = [(2, "toy_block", "toy_block.ply"), (3, "cereal_box", "cereal_box.obj")]  # (id, name, bundled mesh)
 SCENE_SEED = 2
 CAMERA_FRAME = "camera_color_optical_frame"
 STARTUP_TIMEOUT_S = 240.0  # the estimator's first start exports ONNX graphs and renders templates
@@ -76,9 +76,7 @@ def test_colcon_installs_an_ament_package_with_both_executables(ament_prefix):
 def scene(tmp_path_factory) -> tuple[Path, Path]:
     """(BOP dataset, objects YAML) of a two-view synthetic scene, made by `novel-pose synth`."""
     folder = tmp_path_factory.mktemp("launch_scene")
-    objects = folder / "objects.yaml"
-    objects.write_text("objects:\n" + "".join(f"  - {{id: {i}, name: {n}, mesh: {MESHES / m}, units: m}}\n"
-                                               for n, i, m in OBJECTS))
+    objects = bundled_objects_yaml(folder, OBJECTS)
     dataset = folder / "synthetic"
     subprocess.run([executable("novel-pose"), "synth", "--objects", str(objects), "--out", str(dataset), "--scenes", "1",
                     "--images-per-scene", "2", "--objects-per-scene", "2", "2", "--seed", str(SCENE_SEED),
@@ -179,7 +177,7 @@ def _translation(p) -> np.ndarray:
 
 
 def test_launch_gives_poses_near_the_ground_truth_on_object_poses_and_tf(graph):
-    names = [n for n, _, _ in OBJECTS]
+    names = [n for _, n, _ in OBJECTS]
     assert graph.spin_until(lambda: len([s for s in graph.poses if s in graph.ground_truth and s in graph.tf]) >= 3), \
         f"poses of 3 frames with GT and TF expected, got poses {len(graph.poses)}, GT {len(graph.ground_truth)}"
     errors = []

@@ -4,16 +4,12 @@ a depth image not registered to the colour image is refused with both sizes name
 answered from RGB. Shipped weights: the pose with depth is checked against the rendered truth."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from helpers import MESHES, REPO_ROOT
-from ros_helpers import finish, spin_until
-from ros_node_client import K, STARTUP_TIMEOUT_S, Client
+from helpers import MESHES
+from ros_helpers import finish
+from ros_node_client import K, Client, start_pose_estimator
 
 pytestmark = pytest.mark.ros
 
@@ -35,22 +31,11 @@ def depth_scene(gl_renderer):
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, module_listener):
-    folder = tmp_path_factory.mktemp("depth_node")
-    objects = folder / "objects.yaml"
-    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES}/toy_block.ply, units: m}}\n")
-    command = [sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
-               "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
-               "-p", f"objects_file:={objects}", "-p", f"templates_dir:={folder / 'templates'}",
-               "-p", "use_masks:=true", "-p", "use_depth:=true", "-p", "input_reliability:=reliable",
-               "-p", "diagnostics_period_s:=0.5"]
-    proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ))
+    proc = start_pose_estimator(tmp_path_factory.mktemp("depth_node"), {
+        "use_masks": True, "use_depth": True, "input_reliability": "reliable", "diagnostics_period_s": 0.5})
     node, executor = module_listener
-    client = Client(node, executor, depth=True)
+    client = Client(node, executor, depth=True).wait_for_node(proc)
     client.sent_unregistered = False
-    ready = spin_until(executor, lambda: proc.poll() is not None or all(
-        p.get_subscription_count() >= 1 for p in client.pubs.values()), STARTUP_TIMEOUT_S)
-    assert ready and proc.poll() is None, f"pose_estimator did not start: {finish(proc)[1][-3000:]}"
     yield client
     code, out = finish(proc, sigint=True)
     print(out)

@@ -6,17 +6,14 @@ graph is under test, not accuracy."""
 from __future__ import annotations
 
 import json
-import os
 import time
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import MESHES, REPO_ROOT
+from helpers import MESHES, TOY_BLOCK
 from ros_helpers import finish, spin_until, stamp_ns
-from ros_node_client import FRAME, K, STARTUP_TIMEOUT_S, Client
+from ros_node_client import FRAME, K, Client, start_pose_estimator
 
 pytestmark = pytest.mark.ros
 
@@ -42,18 +39,12 @@ def scene(gl_renderer):
 
 @pytest.fixture(scope="module")
 def node_process(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pose_estimator")
-    objects = folder / "objects.yaml"
-    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES}/toy_block.ply, units: m}}\n"
-                       f"  - {{id: 3, name: cereal_box, mesh: {MESHES}/cereal_box.obj, units: m}}\n")
-    command = [sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
-               "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
-               "-p", f"objects_file:={objects}", "-p", f"templates_dir:={folder / 'templates'}",
-               "-p", "use_masks:=true", "-p", "input_reliability:=reliable", "-p", "diagnostics_period_s:=0.5",
-               "-p", f"diagnostics_window_s:={DIAGNOSTICS_WINDOW_S}",
-               "-p", "network:=small"]  # untrained small network: the graph is under test, not the weights
-    proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ))
+    proc = start_pose_estimator(
+        tmp_path_factory.mktemp("pose_estimator"),
+        {"use_masks": True, "input_reliability": "reliable", "diagnostics_period_s": 0.5,
+         "diagnostics_window_s": DIAGNOSTICS_WINDOW_S,
+         "network": "small"},  # untrained small network: the graph is under test, not the weights
+        objects=(TOY_BLOCK, (3, "cereal_box", "cereal_box.obj")))
     yield proc
     code, out = finish(proc, sigint=True)
     print(out)
@@ -66,11 +57,7 @@ def node_process(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(node_process, module_listener):
     node, executor = module_listener
-    client = Client(node, executor)
-    ready = spin_until(executor, lambda: node_process.poll() is not None or all(
-        p.get_subscription_count() >= 1 for p in client.pubs.values()), STARTUP_TIMEOUT_S)
-    assert ready and node_process.poll() is None, f"pose_estimator did not start: {finish(node_process)[1][-3000:]}"
-    return client
+    return Client(node, executor).wait_for_node(node_process)
 
 
 def test_poses_tf_and_detections_for_two_objects(client, scene):
@@ -251,12 +238,7 @@ def test_diagnostics_and_latched_symmetries(client):
 
 def test_a_mesh_in_the_wrong_unit_is_refused_at_configure(tmp_path):
     """Issue 21 (6): the node does not start with an object 1000x too large; its log says why and what to set."""
-    objects = tmp_path / "objects.yaml"
-    objects.write_text(f"objects:\n  - {{id: 5, name: bracket, mesh: {MESHES}/bracket.stl, units: m}}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args",
-                             "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
-                             "-p", f"objects_file:={objects}", "-p", f"templates_dir:={tmp_path / 'templates'}"],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    proc = start_pose_estimator(tmp_path, {}, objects=((5, "bracket", "bracket.stl"),))  # a mm mesh
     code, out = finish(proc)
     assert code == 1, out[-2000:]
     assert "with units: m the object is" in out and "set units: mm" in out, out[-2000:]

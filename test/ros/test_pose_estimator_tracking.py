@@ -9,16 +9,14 @@
 Untrained weights: the poses are deterministic for the same input, which is all these checks need."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import MESHES, REPO_ROOT
+from helpers import MESHES
 from ros_helpers import finish, spin_until, stamp_ns
-from ros_node_client import FRAME, K, STARTUP_TIMEOUT_S, Client
+from ros_node_client import FRAME, K, Client, start_pose_estimator
 
 pytestmark = pytest.mark.ros
 
@@ -49,33 +47,21 @@ def two_blocks(gl_renderer):
     return image, [result.labels == 1, result.labels == 2]
 
 
-def start_node(folder, namespace: str, extra: list[str]) -> subprocess.Popen:
-    objects = folder / "objects.yaml"
-    objects.write_text(f"objects:\n  - {{id: 2, name: toy_block, mesh: {MESHES}/toy_block.ply, units: m}}\n")
-    command = [sys.executable, "-m", "novel_pose_ros.ros.pose_estimator_node", "--ros-args", "-r", f"__ns:={namespace}",
-               "--params-file", str(REPO_ROOT / "config" / "pose_estimator.yaml"),
-               "-p", f"objects_file:={objects}", "-p", f"templates_dir:={folder.parent / 'templates'}",
-               "-p", "use_masks:=true", "-p", "input_reliability:=reliable", "-p", "network:=small",
-               "-p", f"frame_prefix:={namespace.strip('/')}/", "-p", "diagnostics_period_s:=0.5", *extra]
-    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ))
-
-
-def connect(proc, client) -> Client:
-    ready = spin_until(client.executor, lambda: proc.poll() is not None or all(
-        p.get_subscription_count() >= 1 for p in client.pubs.values()), STARTUP_TIMEOUT_S)
-    assert ready and proc.poll() is None, f"pose_estimator did not start: {finish(proc)[1][-3000:]}"
-    return client
+def start_node(folder, namespace: str, extra: dict[str, object]) -> subprocess.Popen:
+    """The node in `namespace`, its TF frames prefixed with it; the two nodes share their templates."""
+    return start_pose_estimator(folder, {"use_masks": True, "input_reliability": "reliable", "network": "small",
+                                         "frame_prefix": f"{namespace.strip('/')}/", "diagnostics_period_s": 0.5,
+                                         **extra},
+                                templates_dir=folder.parent / "templates", namespace=namespace)
 
 
 @pytest.fixture(scope="module")
 def left(tmp_path_factory, module_listener):
     """The node in /left, posing in `world` (target_frame), instances timing out after INSTANCE_TIMEOUT_S."""
     proc = start_node(tmp_path_factory.mktemp("left"), "/left",
-                      ["-p", f"target_frame:={WORLD}", "-p", "tf_timeout_s:=0.5",
-                       "-p", f"instance_timeout_s:={INSTANCE_TIMEOUT_S}"])
+                      {"target_frame": WORLD, "tf_timeout_s": 0.5, "instance_timeout_s": INSTANCE_TIMEOUT_S})
     node, executor = module_listener
-    client = connect(proc, Client(node, executor, "/left"))
+    client = Client(node, executor, "/left").wait_for_node(proc)
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from tf2_msgs.msg import TFMessage
 
@@ -153,9 +139,9 @@ def test_instances_keep_their_ids_and_expire(left, two_blocks):
 
 def test_two_namespaced_nodes_publish_apart(left, two_blocks, tmp_path_factory):
     image, masks = two_blocks
-    proc = start_node(tmp_path_factory.mktemp("right"), "/right", [])
+    proc = start_node(tmp_path_factory.mktemp("right"), "/right", {})
     try:
-        right = connect(proc, Client(left.node, left.executor, "/right"))
+        right = Client(left.node, left.executor, "/right").wait_for_node(proc)
         stamp = right.send(image, masks, ["toy_block", "toy_block"], stamp_s=3000.25)  # camera frame, no TF needed
         poses = right.output_for(stamp)
         assert poses is not None and poses.header.frame_id == FRAME and len(poses.poses) == 2
