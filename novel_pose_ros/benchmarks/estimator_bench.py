@@ -56,8 +56,8 @@ STAGE_SOURCES = {
     "pnp": "correspondences + EPnP/RANSAC per hypothesis + choice or fallback (key 'pnp')",
     "verify": "render each hypothesis in the query crop, its agreement with the detection, the silhouette choice "
               "(hypothesis_rule silhouette) (key 'verify')",
-    "align": "silhouette_alignment: render the chosen pose once, fit scale and shift of its mask to the detection "
-             "mask (key 'align')",
+    "align": "silhouette_alignment: fit the scale and shift of each hypothesis' silhouette (verify's render) to the "
+             "detection mask (key 'align')",
     "refine": "pipelines with +refine: per round window, render, refiner graph, LM-PnP (key 'refine')",
     "confidence": "one shaded render of the final pose, its outline, edge and agreement checks, the confidence "
                   "model (key 'confidence')",

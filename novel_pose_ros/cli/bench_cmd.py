@@ -48,7 +48,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="mixed precision of the torch back end (e.g. on a GPU without TensorRT)")
     group.add_argument("--max-batch", type=int, default=EstimatorConfig.max_batch,
                        help="largest network batch (TensorRT: the optimisation profile's maximum)")
-    group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
+    group.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses,
+                       help="templates that go on to stage 3 and PnP")
     pipeline_arguments(group)
     # RGB only unless asked (--use-depth auto): the bench frames carry their rendered depth, and the rates in
     # docs/PERFORMANCE.md are RGB rates

@@ -38,7 +38,8 @@ def estimator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", default="small_cnn", choices=sorted(CONFIGS), help="PicoPose configuration")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses, help="templates kept after stage 1")
+    parser.add_argument("--hypotheses", type=int, default=EstimatorConfig.hypotheses,
+                        help="templates that go on to stage 3 and PnP")
     parser.add_argument("--templates", type=Path, default=None, help="template cache folder")
     parser.add_argument("--confidence-model", default=None,
                         help="pose-confidence model JSON (default: the shipped one; 'none': no confidence)")
@@ -66,13 +67,15 @@ def selection_arguments(parser) -> None:
     """How hypotheses are made and chosen (estimate, eval-run, bench)."""
     parser.add_argument("--hypothesis-rule", default=EstimatorConfig.hypothesis_rule, choices=HYPOTHESIS_RULES,
                         help="how PnP hypotheses are ranked")
+    parser.add_argument("--templates-considered", type=int, default=EstimatorConfig.templates_considered,
+                        help="templates kept after stage 1 (with a mask, the --hypotheses of best stage-2 silhouette go on)")
     parser.add_argument("--min-inliers", type=int, default=EstimatorConfig.min_inliers,
                         help="PnP hypotheses with fewer inliers do not compete")
     parser.add_argument("--inplane-hypotheses", type=int, default=EstimatorConfig.inplane_hypotheses,
                         choices=(1, 2, 4, 8), help="in-plane turns of stage 2's angle tried per template")
     parser.add_argument("--silhouette-alignment", action=argparse.BooleanOptionalAction,
                         default=EstimatorConfig.silhouette_alignment,
-                        help="fit the chosen pose's depth and image position to the detection mask")
+                        help="fit each hypothesis' depth and image position to the detection mask before the choice")
     parser.add_argument("--picopose-mode", default=EstimatorConfig.picopose_mode, choices=PICOPOSE_MODES,
                         help="whose rules the PicoPose stages follow (official: the official code's; auto: official "
                              "for an official checkpoint, else ours; docs/OFFICIAL_PICOPOSE.md)")
@@ -84,6 +87,7 @@ def selection_arguments(parser) -> None:
 def selection_values(args: argparse.Namespace) -> dict:
     """The EstimatorConfig values of selection_arguments."""
     return {"hypothesis_rule": args.hypothesis_rule, "min_inliers": args.min_inliers,
+            "templates_considered": args.templates_considered,
             "inplane_hypotheses": args.inplane_hypotheses, "mask_query_background": args.mask_background,
             "silhouette_alignment": args.silhouette_alignment, "picopose_mode": args.picopose_mode}
 

@@ -49,9 +49,11 @@ class EstimatorConfig:
     backend: auto | torch | onnxruntime | tensorrt (auto: TensorRT when a GPU and TensorRT are present, else
     ONNX Runtime); device: cpu | cuda; precision: fp16 | fp32, of TensorRT engines (other back ends run fp32);
     torch_autocast: off | fp16 | bf16, mixed precision of the torch back end (PicoPose networks; off = fp32).
-    hypotheses: templates kept after stage 1 (PicoPose: 5; with the silhouette rule more hypotheses pay on real
-    images: 3 / 5 / 8 give AR 0.225 / 0.247 / 0.271 on lmo_real_val, and 5 keeps one object ≥ 5 Hz and four ≥ 2 Hz
-    on a 2-core CPU, docs/ACCURACY.md); certainty_threshold: stage-3 cells kept;
+    hypotheses: templates that go on to stage 3 and PnP (5: one object ≥ 5 Hz on a 2-core CPU, docs/ACCURACY.md);
+    templates_considered: templates kept after stage 1; with a detection mask, stage 2's affine of each carries its
+    template mask into the query crop and the `hypotheses` of best overlap go on (PicoPose: the stage-1 best
+    `hypotheses`, which templates_considered ≤ hypotheses gives; 8 -> lmo_real_val AR +0.03); certainty_threshold:
+    stage-3 cells kept;
     pnp_reprojection_px / pnp_iterations: RANSAC settings (PicoPose: 2 px, 150);
     min_mask_pixels: smaller detection masks are rejected; mask_query_background: zero the query crop
     outside the detection mask; template_level: icosphere level of the templates (0 = 42 views);
@@ -70,9 +72,10 @@ class EstimatorConfig:
     by k·360°/n (n = 1: PicoPose, stage 2's angle only); the PnP support then decides.
     confidence_model: the pose-confidence model (estimation/confidence.py): None = the shipped one,
     "none" = no confidence (PoseEstimate.confidence None), else a JSON file of `novel-pose confidence fit`.
-    silhouette_alignment: fit the chosen pose's depth and image position to the detection mask
-    (estimation/silhouette_alignment.py; detections with a mask only): AR 0.247 -> 0.278 on lmo_real_val,
-    0.256 -> 0.321 on ycbv_real, 0.351 -> 0.408 on held-out synthetic scenes (docs/ACCURACY.md).
+    silhouette_alignment: fit each hypothesis' depth and image position to the detection mask before the
+    silhouette choice compares them (estimation/silhouette_alignment.py; detections with a mask only; of the chosen
+    pose alone it took lmo_real_val AR 0.247 -> 0.278, of every hypothesis with templates_considered 8 it takes
+    0.369 -> 0.409, docs/ACCURACY.md).
     use_depth: auto | on | off (USE_DEPTH): read Frame.depth_m (auto: when the frame has it; on: a frame without it
     fails every detection with cause "depth_missing"; off: RGB only, as before depth existed). With depth, coarse
     correspondences with valid depth are solved by a 3D–3D rigid fit where it has the support (PnP otherwise) and
@@ -87,6 +90,7 @@ class EstimatorConfig:
     precision: str = "fp16"
     torch_autocast: str = "off"
     hypotheses: int = 5
+    templates_considered: int = 8
     certainty_threshold: float = 0.5
     pnp_reprojection_px: float = 2.0
     pnp_iterations: int = 150
@@ -126,6 +130,8 @@ class EstimatorConfig:
             problems.append(f"torch_autocast must be off, fp16 or bf16, got '{self.torch_autocast}'")
         if not 1 <= self.hypotheses <= 64:
             problems.append(f"hypotheses must be in [1, 64], got {self.hypotheses}")
+        if not 1 <= self.templates_considered <= 64:
+            problems.append(f"templates_considered must be in [1, 64], got {self.templates_considered}")
         if not 0.0 <= self.certainty_threshold < 1.0:
             problems.append(f"certainty_threshold must be in [0, 1), got {self.certainty_threshold}")
         if not self.pnp_reprojection_px > 0:

@@ -9,7 +9,7 @@ object, mask too small, box outside the image, an error inside the networks) yie
 `DetectionFailure` with a cause and no pose, and never costs another detection its pose.
 
 Per frame: coarse stages (PicoPose or Co-op) -> verification of every hypothesis against its
-detection (silhouette choice) -> silhouette alignment of the chosen pose -> optional Co-op refiner
+detection, each first aligned to the detection mask (silhouette choice) -> optional Co-op refiner
 and selector -> with depth, the check of the final pose against the measured depth (estimation/depth_refinement.py)
 -> the pose confidence from one more render of the final pose (estimation/confidence.py).
 """
@@ -33,11 +33,10 @@ from novel_pose_ros.estimation.official_picopose import OFFICIAL_RULES
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTemplates, PicoPoseStages
 from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
 from novel_pose_ros.estimation.selector_stage import SelectorStage
-from novel_pose_ros.estimation.silhouette_alignment import align_to_mask
+from novel_pose_ros.estimation.silhouette_alignment import apply_alignment, fit_mask_alignment, origin_in_crop
 from novel_pose_ros.estimation.template_bank import build_template_bank
 from novel_pose_ros.estimation.verification import (SilhouetteAgreement, agreement_of, choose_by_silhouette,
-                                                     evidence_mask, render_in_crop, rendered_checks,
-                                                     silhouette_agreements)
+                                                     crop_camera, evidence_mask, render_in_crop, rendered_checks)
 from novel_pose_ros.objects import ObjectLibrary
 from novel_pose_ros.paths import default_templates_dir
 from novel_pose_ros.render import SHADED, Renderer, create_renderer
@@ -176,8 +175,6 @@ class Estimator:
         crops_by_index = {c.detection_index: c for c in crops}
         outcomes = self._verify(frame, detections, crops_by_index, outcomes, timings)
         coarse_poses = {o.detection_index: o.T_cam_obj for o in outcomes}
-        if self.config.silhouette_alignment:
-            outcomes = self._align(frame, detections, crops_by_index, outcomes, timings)
         if self._selector is not None and outcomes:
             outcomes = self._refine_and_select(frame, detections, outcomes, timings)
         elif self._refiner is not None and outcomes:
@@ -249,41 +246,41 @@ class Estimator:
 
     def _verify(self, frame: Frame, detections: list[Detection], crops: dict[int, QueryCrop],
                 outcomes: list[DetectionOutcome], timings: dict[str, float]) -> list[DetectionOutcome]:
-        """The silhouette agreement of every hypothesis (verification.py); with the silhouette rule, each
-        detection's pose becomes its hypothesis of best IoU."""
-        start = time.perf_counter()
+        """Every hypothesis rendered once and its silhouette compared with the detection (verification.py). With
+        silhouette_alignment and a detection mask, each hypothesis is first fitted to the mask in depth and image
+        position (silhouette_alignment.py; source '<source>+aligned' where it moved), so that hypotheses compete
+        at their best placement, not at PnP's; with the silhouette rule the pose becomes the one of best IoU."""
+        verify = align = 0.0
         result = []
         for outcome in outcomes:
             detection, crop = detections[outcome.detection_index], crops[outcome.detection_index]
-            agreements = tuple(silhouette_agreements(
-                self.renderer, self.objects.get(detection.object_id), [h.T_cam_obj for h in outcome.hypotheses],
-                frame.K, crop, evidence_mask(crop, detection)))
-            outcome = dataclasses.replace(outcome, agreements=agreements)
-            result.append(choose_by_silhouette(outcome, list(agreements))
+            obj, evidence = self.objects.get(detection.object_id), evidence_mask(crop, detection)
+            aligning = self.config.silhouette_alignment and crop.mask is not None
+            K_crop = crop_camera(frame.K, crop.M_crop_img)
+            hypotheses, agreements = [], []
+            for hypothesis in outcome.hypotheses:
+                start = time.perf_counter()
+                render = render_in_crop(self.renderer, obj, hypothesis.T_cam_obj, frame.K, crop)
+                agreement = SilhouetteAgreement() if render is None else agreement_of(render.mask, evidence)
+                aligned_at = time.perf_counter()
+                verify += aligned_at - start
+                fit = (fit_mask_alignment(render.mask, origin_in_crop(hypothesis.T_cam_obj, K_crop), evidence)
+                       if aligning and render is not None else None)
+                if fit is not None and fit.moved:
+                    hypothesis = dataclasses.replace(hypothesis, source=f"{hypothesis.source}+aligned",
+                                                     T_cam_obj=apply_alignment(hypothesis.T_cam_obj, K_crop, fit))
+                    agreement = fit.agreement
+                align += time.perf_counter() - aligned_at
+                hypotheses.append(hypothesis)
+                agreements.append(agreement)
+            chosen = _same_pose(outcome.T_cam_obj, outcome.hypotheses)
+            outcome = dataclasses.replace(outcome, hypotheses=tuple(hypotheses), agreements=tuple(agreements),
+                                          T_cam_obj=outcome.T_cam_obj if chosen is None else hypotheses[chosen].T_cam_obj)
+            result.append(choose_by_silhouette(outcome, agreements)
                           if self.config.hypothesis_rule == "silhouette" else outcome)
-        timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - start
-        return result
-
-    def _align(self, frame: Frame, detections: list[Detection], crops: dict[int, QueryCrop],
-               outcomes: list[DetectionOutcome], timings: dict[str, float]) -> list[DetectionOutcome]:
-        """Each pose's translation fitted to its detection mask (silhouette_alignment.py); box-only detections
-        keep theirs. The aligned pose is appended to the hypotheses as '<source>+aligned'."""
-        start = time.perf_counter()
-        result = []
-        for outcome in outcomes:
-            detection, crop = detections[outcome.detection_index], crops[outcome.detection_index]
-            if crop.mask is None:
-                result.append(outcome)
-                continue
-            T, iou = align_to_mask(self.renderer, self.objects.get(detection.object_id), outcome.T_cam_obj, frame.K,
-                                   crop, crop.mask)
-            index = _same_pose(outcome.T_cam_obj, outcome.hypotheses)
-            chosen = None if index is None else outcome.hypotheses[index]
-            source = f"{chosen.source if chosen is not None else outcome.source}+aligned"
-            hypothesis = (dataclasses.replace(chosen, T_cam_obj=T, score=iou, source=source) if chosen is not None
-                          else PoseHypothesis(T, iou, source))
-            result.append(dataclasses.replace(outcome, T_cam_obj=T, hypotheses=outcome.hypotheses + (hypothesis,)))
-        timings["align"] = timings.get("align", 0.0) + time.perf_counter() - start
+        timings["verify"] = timings.get("verify", 0.0) + verify
+        if self.config.silhouette_alignment:
+            timings["align"] = timings.get("align", 0.0) + align
         return result
 
     def _check_depth(self, detections: list[Detection], crops: dict[int, QueryCrop], outcomes: list[DetectionOutcome],

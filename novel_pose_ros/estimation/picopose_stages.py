@@ -1,7 +1,9 @@
 """PicoPose's three stages on one frame's query crops, batched over detections × hypotheses.
 
 Stage 1 scores every template of a detection's object with the query's last backbone map
-and keeps the top N; stage 2 regresses a 2D affine per (query, template) pair; stage 3
+and keeps the top `templates_considered`; stage 2 regresses a 2D affine per (query, template) pair, and
+with a detection mask the `hypotheses` templates whose mask, carried into the query crop by that affine,
+best overlaps the detection mask go on (stage 1's order alone without a mask); stage 3
 predicts dense flow + certainty on the 64×64 grid, which becomes 2D–3D correspondences and
 a pose through EPnP + RANSAC per hypothesis. Among hypotheses with at least `min_inliers` inliers,
 the one of highest inlier ratio (PicoPose) or count wins here, and with the silhouette rule the
@@ -53,7 +55,7 @@ from novel_pose_ros.estimation.official_picopose import (
 )
 from novel_pose_ros.estimation.template_bank import TemplateBank, patch_grid_mask
 from novel_pose_ros.estimation.template_features import TemplateFeatures, load_or_compute_features, unit_patches
-from novel_pose_ros.estimation.verification import SilhouetteAgreement
+from novel_pose_ros.estimation.verification import SilhouetteAgreement, warped_template_iou
 from novel_pose_ros.networks.picopose.affine_regressor import AffinePrediction, affine_from_prediction
 from novel_pose_ros.networks.picopose.config import PATCH_GRID
 from novel_pose_ros.networks.picopose.flow_decoder import initial_flow
@@ -140,6 +142,9 @@ class PicoPoseStages:
         self.config = config
         self.rules = frozenset(rules)
         self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="pnp")
+        # the mask pre-selection is ours: the official rules' template centre puts the affine in other coordinates
+        self.templates_considered = (config.hypotheses if "template_centre" in self.rules
+                                     else max(config.templates_considered, config.hypotheses))
 
     def templates(self, bank: TemplateBank, folder: Path) -> ObjectTemplates:
         """Onboarding: the bank and its template features (cached in the template folder, per weights)."""
@@ -185,7 +190,7 @@ class PicoPoseStages:
                 gt_views[slot] = (view, rank_of(view, ordering), angle)
                 if oracle.template:
                     ordering = oracle_ordering(ordering, view)
-            pairs += [(slot, int(view), float(scores[view])) for view in ordering[: cfg.hypotheses]]
+            pairs += [(slot, int(view), float(scores[view])) for view in ordering[: self.templates_considered]]
         tick = lap(timings, "stage1", tick)
 
         # Stage 2: one affine per pair.
@@ -202,14 +207,21 @@ class PicoPoseStages:
             for i, (slot, view, _) in enumerate(pairs):
                 if truths[slot] is not None:
                     cos_sin[i] = true_cos_sin(truths[slot], banks[i].bank.T_cam_obj[view])
+        if "no_scale_clip" not in self.rules:
+            scale = np.clip(scale, *SCALE_RANGE)
+        if self.templates_considered > cfg.hypotheses:
+            affines = affine_from_prediction(AffinePrediction(*(torch.from_numpy(a) for a in (translation, scale, cos_sin))),
+                                             torch.from_numpy(centres.astype(np.float32))).numpy()
+            keep = self._preselect(crops, pairs, banks, affines, oracle.template)
+            translation, scale, cos_sin, centres, mask16, slots = (a[keep] for a in (translation, scale, cos_sin, centres,
+                                                                                    mask16, slots))
+            pairs, banks, views = ([seq[i] for i in keep] for seq in (pairs, banks, views))
         turns = cfg.inplane_hypotheses
         if turns > 1:  # every pair also with its in-plane angle turned by k·360°/turns (k = 1 … turns − 1)
             expand, k = np.repeat(np.arange(len(pairs)), turns), np.tile(np.arange(turns), len(pairs))
             cos_sin = turned_cos_sin(cos_sin[expand], 2.0 * np.pi * k / turns)
             translation, scale, centres, mask16, slots = (a[expand] for a in (translation, scale, centres, mask16, slots))
             pairs, banks, views = ([seq[i] for i in expand] for seq in (pairs, banks, views))
-        if "no_scale_clip" not in self.rules:
-            scale = np.clip(scale, *SCALE_RANGE)
         prediction = AffinePrediction(torch.from_numpy(translation), torch.from_numpy(scale), torch.from_numpy(cos_sin))
         affines = affine_from_prediction(prediction, torch.from_numpy(centres.astype(np.float32)))
         flow0, certainty0 = initial_flow(affines, torch.from_numpy(mask16))
@@ -248,6 +260,28 @@ class PicoPoseStages:
                     for slot, crop in enumerate(crops)]
         lap(timings, "pnp", tick)
         return outcomes
+
+    def _preselect(self, crops: list[QueryCrop], pairs: list[tuple[int, int, float]], banks: list[ObjectTemplates],
+                   affines: np.ndarray, keep_first: bool) -> list[int]:
+        """Indices of the pairs that go on to stage 3, in stage-1 order: per crop with a detection mask, the
+        `hypotheses` pairs whose template mask, carried into the query crop by the pair's stage-2 affine, overlaps
+        the mask best (verification.warped_template_iou; ties: stage 1's order); without a mask, stage 1's best.
+        keep_first: the crop's first pair always stays (the template oracle's GT-nearest view)."""
+        count, keep = self.config.hypotheses, []
+        for slot, crop in enumerate(crops):
+            indices = [i for i, p in enumerate(pairs) if p[0] == slot]
+            if crop.mask is None or len(indices) <= count:
+                keep += indices[:count]
+                continue
+            ious = [warped_template_iou(banks[i].bank.mask[pairs[i][1]], affine_to_pixel_centres(affines[i]), crop.mask)
+                    for i in indices]
+            ranked = sorted(range(len(indices)), key=lambda j: (-ious[j], j))
+            chosen = set(ranked[:count])
+            if keep_first and 0 not in chosen:
+                chosen.discard(ranked[count - 1])
+                chosen.add(0)
+            keep += [indices[j] for j in sorted(chosen)]
+        return keep
 
     def _choose(self, slot, crop, pairs, banks, affines, results, K, gt_view, turns) -> DetectionOutcome:
         """The best PnP hypothesis by `hypothesis_key` among those with at least `min_inliers` inliers;

@@ -78,6 +78,16 @@ def agreement_of(silhouette: np.ndarray, evidence: np.ndarray) -> SilhouetteAgre
                                both / silhouette_px if silhouette_px else 0.0)
 
 
+def warped_template_iou(template_mask: np.ndarray, A_query_template: np.ndarray, query_mask: np.ndarray) -> float:
+    """IoU of a template's mask carried into the query crop by stage 2's affine (integer-centred pixels,
+    correspondences.affine_to_pixel_centres) with the query crop's detection mask: the silhouette the hypothesis
+    predicts before any stage-3 flow or PnP, at no render's cost (estimation/picopose_stages.py pre-selection)."""
+    size = query_mask.shape[1], query_mask.shape[0]
+    warped = cv2.warpAffine(template_mask.astype(np.uint8), np.asarray(A_query_template, dtype=np.float64), size,
+                            flags=cv2.INTER_NEAREST) > 0
+    return agreement_of(warped, query_mask).iou
+
+
 def silhouette_agreements(renderer: Renderer, obj: ObjectModel, poses: list[np.ndarray], K: np.ndarray,
                           crop: QueryCrop, evidence: np.ndarray) -> list[SilhouetteAgreement]:
     """One agreement per pose: the object rendered at it in the crop camera against the evidence mask."""

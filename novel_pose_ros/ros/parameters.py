@@ -41,7 +41,9 @@ SPECS = (
     ParamSpec("backend", "auto", "inference back end", choices=BACKENDS),
     ParamSpec("device", "cpu", "inference device", choices=("cpu", "cuda")),
     ParamSpec("precision", "fp16", "TensorRT engine precision (other back ends run fp32)", choices=PRECISIONS),
-    ParamSpec("hypotheses", EstimatorConfig.hypotheses, "templates kept after the coarse stage's scoring", bounds=(1, 64)),
+    ParamSpec("hypotheses", EstimatorConfig.hypotheses, "templates that go on to PnP (PicoPose stage 3)", bounds=(1, 64)),
+    ParamSpec("templates_considered", EstimatorConfig.templates_considered, "templates kept after stage 1; with a mask "
+              "the `hypotheses` whose stage-2 silhouette fits it best go on", bounds=(1, 64)),
     ParamSpec("hypothesis_rule", EstimatorConfig.hypothesis_rule, "how pose hypotheses are chosen: silhouette IoU "
               "with the detection, PnP inlier count or ratio", choices=HYPOTHESIS_RULES),
     ParamSpec("picopose_mode", EstimatorConfig.picopose_mode, "whose rules the PicoPose stages follow: ours, the "
@@ -50,8 +52,8 @@ SPECS = (
               bounds=(4, 100_000)),
     ParamSpec("inplane_hypotheses", EstimatorConfig.inplane_hypotheses, "in-plane turns of stage 2's angle tried "
               "per template: 1, 2, 4 or 8", bounds=(1, 8)),
-    ParamSpec("silhouette_alignment", EstimatorConfig.silhouette_alignment, "fit the chosen pose's depth and "
-              "image position to the detection mask (detections with a mask)"),
+    ParamSpec("silhouette_alignment", EstimatorConfig.silhouette_alignment, "fit each hypothesis' depth and "
+              "image position to the detection mask before they are compared (detections with a mask)"),
     ParamSpec("pipeline", "picopose", "coarse stage (PicoPose or Co-op), then optionally the Co-op refiner "
               "(+refine) and selector (+refine+select)", choices=PIPELINES),
     ParamSpec("coarse_weights", "", "Co-op coarse checkpoint (empty: the shipped one)"),
@@ -187,7 +189,7 @@ def read_settings(node: Node) -> NodeSettings:
     estimator = EstimatorConfig(
         network=values["network"], weights=Path(values["weights"]) if values["weights"] else None,
         backend=values["backend"], device=values["device"], precision=values["precision"],
-        hypotheses=values["hypotheses"], pipeline=values["pipeline"], hypothesis_rule=values["hypothesis_rule"],
+        hypotheses=values["hypotheses"], templates_considered=values["templates_considered"], pipeline=values["pipeline"], hypothesis_rule=values["hypothesis_rule"],
         min_inliers=values["min_inliers"], inplane_hypotheses=values["inplane_hypotheses"],
         silhouette_alignment=values["silhouette_alignment"], picopose_mode=values["picopose_mode"],
         **{key: Path(values[key]) if values[key] else None
