@@ -106,3 +106,22 @@ def test_a_right_rotation_off_in_depth_beats_a_wrong_one_once_both_are_aligned(e
     assert abs(aligned.T_cam_obj[2, 3] - T_true[2, 3]) < 0.02 * T_true[2, 3]  # ... at nearly the true depth
     assert [h.source for h in aligned.hypotheses] == ["pnp:view3+aligned", "pnp:view9+aligned"]
     assert aligned.agreements[0].iou > 0.95 > plain.agreements[0].iou
+
+
+def test_with_depth_only_the_chosen_pose_is_aligned(estimator_for, gl_renderer):
+    """With measured depth the depth check places the pose: the hypotheses compete as PnP or the 3D–3D fit left
+    them (aligning every one cost AR on depth frames), and the chosen one alone is fitted to the mask."""
+    obj = ObjectLibrary.from_yaml(BUNDLED_OBJECTS).get("toy_block")
+    T_true = make_T(rotation_from_axis_angle(np.array([1.0, 0.3, 0.2]), 2.2), [-0.02, 0.01, 0.6])
+    render = gl_renderer.render([(obj, T_true)], K, 640, 480)
+    detection = Detection("toy_block", box_from_mask(render.mask), 0.9, render.mask)
+    frame = Frame(np.zeros((480, 640, 3), np.uint8), K, np.where(render.mask, render.depth_m, 1.2).astype(np.float32))
+    crop = make_query_crop(frame, detection, 0, "toy_block", 224, 1)
+    off = T_true.copy()
+    off[2, 3] *= 1.05
+    outcome = DetectionOutcome(0, off, "rigid", 0.5, (PoseHypothesis(off, 0.5, "rigid:view3", 500, 1000),))
+    [verified] = estimator_for()._verify(frame, [detection], {0: crop}, [outcome], {})
+    original, aligned = verified.hypotheses
+    assert original.source == "rigid:view3" and np.array_equal(original.T_cam_obj, off)
+    assert aligned.source == "rigid:view3+aligned" and np.array_equal(verified.T_cam_obj, aligned.T_cam_obj)
+    assert abs(aligned.T_cam_obj[2, 3] - T_true[2, 3]) < abs(off[2, 3] - T_true[2, 3])
