@@ -9,9 +9,10 @@ object, mask too small, box outside the image, an error inside the networks) yie
 `DetectionFailure` with a cause and no pose, and never costs another detection its pose.
 
 Per frame: coarse stages (PicoPose or Co-op) -> verification of every hypothesis against its
-detection, each first aligned to the detection mask (silhouette choice) -> optional Co-op refiner
-and selector -> with depth, the check of the final pose against the measured depth (estimation/depth_refinement.py)
--> the pose confidence from one more render of the final pose (estimation/confidence.py).
+detection, each first aligned to the detection mask (silhouette choice; with depth only the chosen one is
+aligned) -> optional Co-op refiner and selector -> with depth, the check of the final pose against the
+measured depth (estimation/depth_refinement.py) -> the pose confidence from one more render of the final pose
+(estimation/confidence.py).
 """
 from __future__ import annotations
 
