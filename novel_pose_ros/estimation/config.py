@@ -49,11 +49,12 @@ class EstimatorConfig:
     backend: auto | torch | onnxruntime | tensorrt (auto: TensorRT when a GPU and TensorRT are present, else
     ONNX Runtime); device: cpu | cuda; precision: fp16 | fp32, of TensorRT engines (other back ends run fp32);
     torch_autocast: off | fp16 | bf16, mixed precision of the torch back end (PicoPose networks; off = fp32).
-    hypotheses: templates that go on to stage 3 and PnP (5: one object ≥ 5 Hz on a 2-core CPU, docs/ACCURACY.md);
-    templates_considered: templates kept after stage 1; with a detection mask, stage 2's affine of each carries its
-    template mask into the query crop and the `hypotheses` of best overlap go on (PicoPose: the stage-1 best
-    `hypotheses`, which templates_considered ≤ hypotheses gives; 8 -> lmo_real_val AR +0.03); certainty_threshold:
-    stage-3 cells kept;
+    hypotheses: templates that go on to stage 3 and PnP (5; each costs one flow decode, the largest stage on a CPU,
+    docs/PERFORMANCE.md);
+    templates_considered: templates kept after stage 1; on RGB frames with a detection mask, stage 2's affine of each
+    carries its template mask into the query crop and the `hypotheses` of best overlap go on (PicoPose: the stage-1
+    best `hypotheses`, which templates_considered ≤ hypotheses gives; with depth, stage 1's best go on, too);
+    certainty_threshold: stage-3 cells kept;
     pnp_reprojection_px / pnp_iterations: RANSAC settings (PicoPose: 2 px, 150);
     min_mask_pixels: smaller detection masks are rejected; mask_query_background: zero the query crop
     outside the detection mask; template_level: icosphere level of the templates (0 = 42 views);
@@ -73,9 +74,9 @@ class EstimatorConfig:
     confidence_model: the pose-confidence model (estimation/confidence.py): None = the shipped one,
     "none" = no confidence (PoseEstimate.confidence None), else a JSON file of `novel-pose confidence fit`.
     silhouette_alignment: fit each hypothesis' depth and image position to the detection mask before the
-    silhouette choice compares them (estimation/silhouette_alignment.py; detections with a mask only; of the chosen
-    pose alone it took lmo_real_val AR 0.247 -> 0.278, of every hypothesis with templates_considered 8 it takes
-    0.369 -> 0.409, docs/ACCURACY.md).
+    silhouette choice compares them (estimation/silhouette_alignment.py; detections with a mask only; with depth the
+    chosen pose only). Of the chosen pose alone it took lmo_real_val AR 0.247 -> 0.278; of every hypothesis,
+    with templates_considered 8, 0.369 -> 0.417 (docs/ACCURACY.md).
     use_depth: auto | on | off (USE_DEPTH): read Frame.depth_m (auto: when the frame has it; on: a frame without it
     fails every detection with cause "depth_missing"; off: RGB only, as before depth existed). With depth, coarse
     correspondences with valid depth are solved by a 3D–3D rigid fit where it has the support (PnP otherwise) and

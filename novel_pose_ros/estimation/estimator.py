@@ -34,8 +34,7 @@ from novel_pose_ros.estimation.official_picopose import OFFICIAL_RULES
 from novel_pose_ros.estimation.picopose_stages import DetectionOutcome, ObjectTemplates, PicoPoseStages
 from novel_pose_ros.estimation.refiner_stage import RefinerSettings, RefinerStage
 from novel_pose_ros.estimation.selector_stage import SelectorStage
-from novel_pose_ros.estimation.silhouette_alignment import (align_to_mask, apply_alignment, fit_mask_alignment,
-                                                            origin_in_crop)
+from novel_pose_ros.estimation.silhouette_alignment import align_silhouette
 from novel_pose_ros.estimation.template_bank import build_template_bank
 from novel_pose_ros.estimation.verification import (SilhouetteAgreement, agreement_of, choose_by_silhouette,
                                                      crop_camera, evidence_mask, render_in_crop, rendered_checks)
@@ -175,7 +174,7 @@ class Estimator:
         crop_truths = [truths[c.detection_index] for c in crops] if truths is not None else None
         outcomes = self._run_stages(crops, frame, timings, failures, crop_truths, oracle, depth)
         crops_by_index = {c.detection_index: c for c in crops}
-        outcomes = self._verify(frame, detections, crops_by_index, outcomes, timings)
+        outcomes = self._verify(frame, detections, crops_by_index, outcomes, timings, depth is not None)
         coarse_poses = {o.detection_index: o.T_cam_obj for o in outcomes}
         if self._selector is not None and outcomes:
             outcomes = self._refine_and_select(frame, detections, outcomes, timings)
@@ -247,35 +246,34 @@ class Estimator:
         return outcomes
 
     def _verify(self, frame: Frame, detections: list[Detection], crops: dict[int, QueryCrop],
-                outcomes: list[DetectionOutcome], timings: dict[str, float]) -> list[DetectionOutcome]:
+                outcomes: list[DetectionOutcome], timings: dict[str, float],
+                with_depth: bool = False) -> list[DetectionOutcome]:
         """Every hypothesis rendered once and its silhouette compared with the detection (verification.py). With
-        silhouette_alignment and a detection mask, each PnP hypothesis is first fitted to the mask in depth and image
+        silhouette_alignment and a detection mask, each hypothesis is first fitted to the mask in depth and image
         position (silhouette_alignment.py; source '<source>+aligned' where it moved), so that hypotheses compete
-        at their best placement, not at PnP's (RGB frames only: with depth the depth check places the pose);
-        with the silhouette rule the pose becomes the one of best IoU."""
+        at their best placement, not at PnP's; with the silhouette rule the pose becomes the one of best IoU.
+        with_depth (the frame's depth is used): the translation comes from the depth (3D–3D fit, depth check), so
+        only the chosen pose is aligned, as before; aligning every hypothesis there cost AR (docs/DEPTH.md)."""
         verify = align = 0.0
         result = []
-        # with measured depth the translation comes from it (3D–3D fit, depth check): there only the chosen pose is
-        # aligned, as before; aligning every hypothesis cost AR on depth frames (docs/DEPTH.md)
-        with_depth = uses_depth(self.config.use_depth, frame.depth_m) and frame.depth_m is not None
         for outcome in outcomes:
             detection, crop = detections[outcome.detection_index], crops[outcome.detection_index]
             obj, evidence = self.objects.get(detection.object_id), evidence_mask(crop, detection)
-            aligning = self.config.silhouette_alignment and crop.mask is not None and not with_depth
+            aligning = self.config.silhouette_alignment and crop.mask is not None
             K_crop = crop_camera(frame.K, crop.M_crop_img)
-            hypotheses, agreements = [], []
+            hypotheses, agreements, silhouettes = [], [], []
             for hypothesis in outcome.hypotheses:
                 start = time.perf_counter()
                 render = render_in_crop(self.renderer, obj, hypothesis.T_cam_obj, frame.K, crop)
+                silhouettes.append(None if render is None else render.mask)
                 agreement = SilhouetteAgreement() if render is None else agreement_of(render.mask, evidence)
                 aligned_at = time.perf_counter()
                 verify += aligned_at - start
-                fit = (fit_mask_alignment(render.mask, origin_in_crop(hypothesis.T_cam_obj, K_crop), evidence)
-                       if aligning and render is not None else None)
-                if fit is not None and fit.moved:
-                    hypothesis = dataclasses.replace(hypothesis, source=f"{hypothesis.source}+aligned",
-                                                     T_cam_obj=apply_alignment(hypothesis.T_cam_obj, K_crop, fit))
-                    agreement = fit.agreement
+                if aligning and not with_depth and render is not None:
+                    T, fit = align_silhouette(hypothesis.T_cam_obj, render.mask, K_crop, evidence)
+                    if fit is not None and fit.moved:
+                        hypothesis = dataclasses.replace(hypothesis, source=f"{hypothesis.source}+aligned", T_cam_obj=T)
+                        agreement = fit.agreement
                 align += time.perf_counter() - aligned_at
                 hypotheses.append(hypothesis)
                 agreements.append(agreement)
@@ -284,9 +282,9 @@ class Estimator:
                                           T_cam_obj=outcome.T_cam_obj if chosen is None else hypotheses[chosen].T_cam_obj)
             outcome = (choose_by_silhouette(outcome, agreements) if self.config.hypothesis_rule == "silhouette"
                        else outcome)
-            if with_depth and self.config.silhouette_alignment and crop.mask is not None:
+            if aligning and with_depth:
                 start = time.perf_counter()
-                outcome = self._align_chosen(frame, obj, crop, outcome)
+                outcome = self._align_chosen(frame, obj, crop, K_crop, outcome, silhouettes)
                 align += time.perf_counter() - start
             result.append(outcome)
         timings["verify"] = timings.get("verify", 0.0) + verify
@@ -294,16 +292,24 @@ class Estimator:
             timings["align"] = timings.get("align", 0.0) + align
         return result
 
-    def _align_chosen(self, frame: Frame, obj: ObjectModel, crop: QueryCrop,
-                      outcome: DetectionOutcome) -> DetectionOutcome:
-        """With depth, the chosen pose alone fitted to the mask, appended as '<source>+aligned', before the depth
-        check (aligning every hypothesis there measured 0.589 vs 0.609 on synthetic Kinect frames)."""
-        T, iou = align_to_mask(self.renderer, obj, outcome.T_cam_obj, frame.K, crop, crop.mask)
-        if np.array_equal(T, outcome.T_cam_obj):
-            return outcome
+    def _align_chosen(self, frame: Frame, obj: ObjectModel, crop: QueryCrop, K_crop: np.ndarray,
+                      outcome: DetectionOutcome, silhouettes: list[np.ndarray | None]) -> DetectionOutcome:
+        """The chosen pose alone fitted to the mask, from its verification render (`silhouettes`, one per hypothesis;
+        rendered here only when the pose is none of them), appended as '<source>+aligned'."""
         index = _same_pose(outcome.T_cam_obj, outcome.hypotheses)
+        if index is not None:
+            silhouette = silhouettes[index]
+        else:
+            render = render_in_crop(self.renderer, obj, outcome.T_cam_obj, frame.K, crop)
+            silhouette = None if render is None else render.mask
+        if silhouette is None:
+            return outcome
+        T, fit = align_silhouette(outcome.T_cam_obj, silhouette, K_crop, crop.mask)
+        if fit is None or not fit.moved:
+            return outcome
         chosen = None if index is None else outcome.hypotheses[index]
         source = f"{chosen.source if chosen is not None else outcome.source}+aligned"
+        iou = fit.agreement.iou
         hypothesis = (dataclasses.replace(chosen, T_cam_obj=T, score=iou, source=source) if chosen is not None
                       else PoseHypothesis(T, iou, source))
         return dataclasses.replace(outcome, T_cam_obj=T, hypotheses=outcome.hypotheses + (hypothesis,))

@@ -8,10 +8,11 @@ the origin's projection c by s, and moving the origin's projection to c + d shif
 the silhouette is rendered once, and (s, d) are searched by warping that mask (coordinate descent,
 IoU with the detection mask), then applied to the translation; the rotation is kept.
 
-The Estimator aligns every hypothesis before it compares their silhouettes (estimation/estimator.py):
-a right rotation a few per cent off in depth then no longer loses to a wrong one that happens to sit at
-the right scale (lmo_real_val AR 0.369 -> see docs/ACCURACY.md). The search runs on the masks' region
-of interest at half resolution when the silhouette is large, then keeps the full-resolution agreement.
+On RGB frames the Estimator aligns every hypothesis before it compares their silhouettes
+(estimation/estimator.py): a right rotation a few per cent off in depth then no longer loses to a wrong one
+that happens to sit at the right scale (docs/ACCURACY.md); with depth it aligns the chosen pose only. The
+search runs on the masks' region of interest, at half resolution when the silhouette is large with a last
+round at full resolution, and keeps the full-resolution agreement.
 """
 from __future__ import annotations
 
@@ -140,6 +141,15 @@ def apply_alignment(T_cam_obj: np.ndarray, K_crop: np.ndarray, alignment: MaskAl
     return aligned
 
 
+def align_silhouette(T_cam_obj: np.ndarray, silhouette: np.ndarray, K_crop: np.ndarray,
+                     evidence: np.ndarray) -> tuple[np.ndarray, MaskAlignment | None]:
+    """(T_cam_obj moved so that its silhouette, rendered in the crop camera K_crop, best fits `evidence`, the fit);
+    the pose unchanged and None when the silhouette or the evidence is empty."""
+    T = np.asarray(T_cam_obj, dtype=np.float64)
+    alignment = fit_mask_alignment(silhouette, origin_in_crop(T, K_crop), evidence)
+    return (T if alignment is None else apply_alignment(T, K_crop, alignment)), alignment
+
+
 def align_to_mask(renderer: Renderer, obj: ObjectModel, T_cam_obj: np.ndarray, K: np.ndarray, crop: QueryCrop,
                   mask: np.ndarray) -> tuple[np.ndarray, float]:
     """(T_cam_obj with its translation fitted to `mask` (the crop's detection mask), the IoU reached).
@@ -148,8 +158,5 @@ def align_to_mask(renderer: Renderer, obj: ObjectModel, T_cam_obj: np.ndarray, K
     render = render_in_crop(renderer, obj, T, K, crop)
     if render is None:
         return T, 0.0
-    K_crop = crop_camera(K, crop.M_crop_img)
-    alignment = fit_mask_alignment(render.mask, origin_in_crop(T, K_crop), mask.astype(bool))
-    if alignment is None:
-        return T, 0.0
-    return apply_alignment(T, K_crop, alignment), alignment.agreement.iou
+    aligned, alignment = align_silhouette(T, render.mask, crop_camera(K, crop.M_crop_img), mask.astype(bool))
+    return aligned, 0.0 if alignment is None else alignment.agreement.iou

@@ -53,7 +53,8 @@ SPECS = (
     ParamSpec("inplane_hypotheses", EstimatorConfig.inplane_hypotheses, "in-plane turns of stage 2's angle tried "
               "per template: 1, 2, 4 or 8", bounds=(1, 8)),
     ParamSpec("silhouette_alignment", EstimatorConfig.silhouette_alignment, "fit each hypothesis' depth and "
-              "image position to the detection mask before they are compared (detections with a mask)"),
+              "image position to the detection mask before they are compared (detections with a mask; with depth the "
+              "chosen pose only)"),
     ParamSpec("pipeline", "picopose", "coarse stage (PicoPose or Co-op), then optionally the Co-op refiner "
               "(+refine) and selector (+refine+select)", choices=PIPELINES),
     ParamSpec("coarse_weights", "", "Co-op coarse checkpoint (empty: the shipped one)"),

@@ -120,7 +120,7 @@ def test_with_depth_only_the_chosen_pose_is_aligned(estimator_for, gl_renderer):
     off = T_true.copy()
     off[2, 3] *= 1.05
     outcome = DetectionOutcome(0, off, "rigid", 0.5, (PoseHypothesis(off, 0.5, "rigid:view3", 500, 1000),))
-    [verified] = estimator_for()._verify(frame, [detection], {0: crop}, [outcome], {})
+    [verified] = estimator_for()._verify(frame, [detection], {0: crop}, [outcome], {}, with_depth=True)
     original, aligned = verified.hypotheses
     assert original.source == "rigid:view3" and np.array_equal(original.T_cam_obj, off)
     assert aligned.source == "rigid:view3+aligned" and np.array_equal(verified.T_cam_obj, aligned.T_cam_obj)
